@@ -1,0 +1,17 @@
+//! Database migrations for scimd, for SQLite and PostgreSQL alike.
+//!
+//! One file per change, named `mYYYYMMDD_NNNNNN_what.rs`, each with a working
+//! `down`. Applied migrations are never edited: a change is a new file.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,125 @@
+//! Request extractors: the authenticated SCIM caller, JSON bodies with a size
+//! cap, and SCIM query parameters.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use super::AppState;
+use super::error::ScimHttpError;
+use crate::auth::{AuthError, Principal};
+use crate::scim::ScimError;
+
+/// An authenticated SCIM request: who calls, and the SCIM base URL it used.
+pub struct ScimCaller {
+    pub principal: Principal,
+    /// `<base-url>/scim/v2` or `<base-url>/t/{tenant}/scim/v2`.
+    pub base_url: String,
+}
+
+impl ScimCaller {
+    pub fn scope(&self) -> crate::provisioning::Scope<'_> {
+        crate::provisioning::Scope {
+            tenant_id: &self.principal.tenant_id,
+            base_url: &self.base_url,
+        }
+    }
+}
+
+impl FromRequest for ScimCaller {
+    type Error = ScimHttpError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = app_state(&req)?;
+            let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+            let client_ip = req.peer_addr().map(|a| a.ip());
+            let principal = state.verifier.authenticate(authorization, client_ip).await?;
+            let base_url = match req.match_info().get("tenant") {
+                Some(tenant) => {
+                    // Tenant isolation: a key of another tenant is not a key here.
+                    if tenant != principal.tenant_name {
+                        return Err(AuthError::WrongTenant.into());
+                    }
+                    format!("{}/t/{tenant}/scim/v2", state.settings.base_url)
+                }
+                None => format!("{}/scim/v2", state.settings.base_url),
+            };
+            Ok(ScimCaller { principal, base_url })
+        })
+    }
+}
+
+pub fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ScimHttpError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ScimError::internal().into())
+}
+
+/// The SCIM base URL a request used, without authenticating (discovery).
+pub fn scim_base_url(req: &HttpRequest, state: &AppState) -> String {
+    match req.match_info().get("tenant") {
+        Some(tenant) => format!("{}/t/{tenant}/scim/v2", state.settings.base_url),
+        None => format!("{}/scim/v2", state.settings.base_url),
+    }
+}
+
+/// Reads a JSON body of at most `limit` bytes: 413 above it, 400
+/// `invalidSyntax` when it is not JSON. Either content type is accepted.
+pub async fn read_json(mut payload: web::Payload, limit: usize) -> Result<Value, ScimHttpError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ScimError::invalid_syntax("the request body could not be read"))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ScimError::new(413, None, format!("the request body exceeds {limit} bytes")).into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if body.is_empty() {
+        return Err(ScimError::invalid_syntax("a JSON request body is required").into());
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")).into())
+}
+
+/// SCIM query parameters; names are matched case-insensitively because
+/// clients spell them variously (`startindex`, `StartIndex`).
+#[derive(Debug, Default)]
+pub struct ScimQuery {
+    pairs: Vec<(String, String)>,
+}
+
+impl ScimQuery {
+    pub fn parse(req: &HttpRequest) -> Result<Self, ScimHttpError> {
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+            .map_err(|e| ScimError::invalid_value(format!("malformed query string: {e}")))?
+            .into_inner();
+        Ok(ScimQuery { pairs })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A non-negative integer parameter; garbage is a 400, not a silent default.
+    pub fn integer(&self, name: &str) -> Result<Option<i64>, ScimHttpError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(raw) => raw
+                .trim()
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| ScimError::invalid_value(format!("{name} must be an integer, got \"{raw}\"")).into()),
+        }
+    }
+}

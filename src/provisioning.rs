@@ -1,0 +1,438 @@
+//! The SCIM operations on Users and Groups: validate (scim) → hash → store →
+//! render. The HTTP layer (and later Bulk) calls these and nothing below.
+
+use serde_json::{Map, Value, json};
+
+use crate::auth::hashing::Hasher;
+use crate::scim::resource::{self, IndexedScalar, Projection};
+use crate::scim::schema::SchemaRegistry;
+use crate::scim::{ResourceKind, ScimError, ScimResult};
+use crate::store::resources::{IndexRow, Load, MemberRef, ResourceWrite, StoredResource};
+use crate::store::{Store, StoreError};
+
+pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+/// Page size when the client gives no `count`, and the most one page holds.
+pub const DEFAULT_PAGE_SIZE: u64 = 100;
+pub const MAX_PAGE_SIZE: u64 = 1000;
+
+/// Where a request happens: its tenant and the SCIM base URL it used
+/// (`…/scim/v2` or `…/t/{tenant}/scim/v2`), for `meta.location` and `$ref`.
+#[derive(Debug, Clone)]
+pub struct Scope<'a> {
+    pub tenant_id: &'a str,
+    pub base_url: &'a str,
+}
+
+/// A resource as answered: body, weak ETag and location.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub body: Value,
+    pub etag: String,
+    pub location: String,
+}
+
+/// An `If-Match` / `If-None-Match` header, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    Any,
+    /// Versions named by the tags; tags that are not ours are dropped.
+    Versions(Vec<i64>),
+}
+
+impl Precondition {
+    pub fn parse(header: &str) -> Precondition {
+        if header.trim() == "*" {
+            return Precondition::Any;
+        }
+        let versions = header.split(',').filter_map(|tag| parse_etag(tag.trim())).collect();
+        Precondition::Versions(versions)
+    }
+
+    pub fn matches(&self, version: i64) -> bool {
+        match self {
+            Precondition::Any => true,
+            Precondition::Versions(v) => v.contains(&version),
+        }
+    }
+}
+
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+fn parse_etag(tag: &str) -> Option<i64> {
+    let tag = tag.strip_prefix("W/").unwrap_or(tag);
+    tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
+}
+
+pub struct Provisioning {
+    store: Store,
+    hasher: Hasher,
+    registry: &'static SchemaRegistry,
+}
+
+impl Provisioning {
+    pub fn new(store: Store, hasher: Hasher) -> Self {
+        Provisioning {
+            store,
+            hasher,
+            registry: SchemaRegistry::builtin(),
+        }
+    }
+
+    pub fn registry(&self) -> &'static SchemaRegistry {
+        self.registry
+    }
+
+    pub async fn create(
+        &self,
+        scope: &Scope<'_>,
+        kind: ResourceKind,
+        input: &Value,
+        projection: &Projection,
+    ) -> ScimResult<Rendered> {
+        let write = self.prepare_write(kind, input, None).await?;
+        let stored = self
+            .store
+            .create_resource(scope.tenant_id, kind, write)
+            .await
+            .map_err(store_error)?;
+        self.render_fresh(scope, stored, projection).await
+    }
+
+    pub async fn get(
+        &self,
+        scope: &Scope<'_>,
+        kind: ResourceKind,
+        id: &str,
+        projection: &Projection,
+    ) -> ScimResult<Rendered> {
+        let load = load_for(kind, projection);
+        let stored = self
+            .store
+            .get_resource(scope.tenant_id, kind, id, load)
+            .await
+            .map_err(store_error)?;
+        let stored = stored.ok_or_else(|| not_found(kind, id))?;
+        Ok(self.render(scope, &stored, projection))
+    }
+
+    /// The current version of a resource, for `If-None-Match` on GET.
+    pub async fn version(&self, scope: &Scope<'_>, kind: ResourceKind, id: &str) -> ScimResult<i64> {
+        let stored = self
+            .store
+            .get_resource(scope.tenant_id, kind, id, Load::default())
+            .await
+            .map_err(store_error)?;
+        Ok(stored.ok_or_else(|| not_found(kind, id))?.version)
+    }
+
+    pub async fn replace(
+        &self,
+        scope: &Scope<'_>,
+        kind: ResourceKind,
+        id: &str,
+        input: &Value,
+        if_match: Option<&Precondition>,
+        projection: &Projection,
+    ) -> ScimResult<Rendered> {
+        let current = self
+            .store
+            .get_resource(scope.tenant_id, kind, id, Load::default())
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| not_found(kind, id))?;
+        check_precondition(if_match, current.version)?;
+        let existing = Value::Object(current.document);
+        let write = self.prepare_write(kind, input, Some(&existing)).await?;
+        // The version read above is the one the precondition approved: the
+        // store refuses the write if it changed in between.
+        let stored = self
+            .store
+            .replace_resource(scope.tenant_id, kind, id, Some(current.version), write)
+            .await
+            .map_err(store_error)?;
+        self.render_fresh(scope, stored, projection).await
+    }
+
+    pub async fn delete(
+        &self,
+        scope: &Scope<'_>,
+        kind: ResourceKind,
+        id: &str,
+        if_match: Option<&Precondition>,
+    ) -> ScimResult<()> {
+        let expected = match if_match {
+            None => None,
+            Some(precondition) => {
+                let version = self.version(scope, kind, id).await?;
+                check_precondition(Some(precondition), version)?;
+                Some(version)
+            }
+        };
+        self.store
+            .delete_resource(scope.tenant_id, kind, id, expected)
+            .await
+            .map_err(store_error)
+    }
+
+    /// A ListResponse page. `start_index` is the RFC's 1-based index.
+    pub async fn list(
+        &self,
+        scope: &Scope<'_>,
+        kind: ResourceKind,
+        start_index: u64,
+        count: u64,
+        projection: &Projection,
+    ) -> ScimResult<Value> {
+        let start_index = start_index.max(1);
+        let count = count.min(MAX_PAGE_SIZE);
+        let (total, page) = self
+            .store
+            .list_resources(
+                scope.tenant_id,
+                kind,
+                start_index - 1,
+                count,
+                load_for(kind, projection),
+            )
+            .await
+            .map_err(store_error)?;
+        let resources: Vec<Value> = page.iter().map(|r| self.render(scope, r, projection).body).collect();
+        Ok(json!({
+            "schemas": [LIST_RESPONSE_SCHEMA],
+            "totalResults": total,
+            "startIndex": start_index,
+            "itemsPerPage": resources.len(),
+            "Resources": resources,
+        }))
+    }
+
+    async fn prepare_write(
+        &self,
+        kind: ResourceKind,
+        input: &Value,
+        existing: Option<&Value>,
+    ) -> ScimResult<ResourceWrite> {
+        let validated = resource::validate_write(self.registry, kind, input, existing)?;
+        let mut document = validated.document;
+        let members = match kind {
+            ResourceKind::Group => Some(take_members(&mut document)?),
+            ResourceKind::User => None,
+        };
+        let index = resource::index_values(self.registry, kind, &Value::Object(document.clone()))
+            .into_iter()
+            .map(index_row)
+            .collect();
+        let password_hash = match validated.password {
+            Some(password) => Some(self.hasher.hash(password).await.map_err(|e| {
+                tracing::error!(error = %e, "password hashing failed");
+                ScimError::internal()
+            })?),
+            None => None,
+        };
+        Ok(ResourceWrite {
+            document,
+            index,
+            password_hash,
+            members,
+        })
+    }
+
+    /// Renders a resource just written, loading what the projection needs.
+    async fn render_fresh(
+        &self,
+        scope: &Scope<'_>,
+        stored: StoredResource,
+        projection: &Projection,
+    ) -> ScimResult<Rendered> {
+        let load = load_for(stored.kind, projection);
+        if !load.members && !load.groups {
+            return Ok(self.render(scope, &stored, projection));
+        }
+        let reloaded = self
+            .store
+            .get_resource(scope.tenant_id, stored.kind, &stored.id, load)
+            .await
+            .map_err(store_error)?
+            .unwrap_or(stored);
+        Ok(self.render(scope, &reloaded, projection))
+    }
+
+    fn render(&self, scope: &Scope<'_>, stored: &StoredResource, projection: &Projection) -> Rendered {
+        let location = format!("{}/{}/{}", scope.base_url, stored.kind.endpoint(), stored.id);
+        let etag = etag(stored.version);
+        let mut body = Map::new();
+        body.insert(
+            "schemas".into(),
+            stored
+                .document
+                .get("schemas")
+                .cloned()
+                .unwrap_or_else(|| json!([stored.kind.core_schema()])),
+        );
+        body.insert("id".into(), json!(stored.id));
+        for (name, value) in &stored.document {
+            if name != "schemas" {
+                body.insert(name.clone(), value.clone());
+            }
+        }
+        if let Some(members) = &stored.members
+            && !members.is_empty()
+        {
+            let members: Vec<Value> = members
+                .iter()
+                .map(|m| {
+                    let mut member = json!({
+                        "value": m.id,
+                        "$ref": format!("{}/{}/{}", scope.base_url, m.kind.endpoint(), m.id),
+                        "type": m.kind.name(),
+                    });
+                    if let Some(display) = &m.display {
+                        member["display"] = json!(display);
+                    }
+                    member
+                })
+                .collect();
+            body.insert("members".into(), Value::Array(members));
+        }
+        if let Some(groups) = &stored.groups
+            && !groups.is_empty()
+        {
+            let groups: Vec<Value> = groups
+                .iter()
+                .map(|g| {
+                    let mut group = json!({
+                        "value": g.id,
+                        "$ref": format!("{}/Groups/{}", scope.base_url, g.id),
+                        "type": if g.direct { "direct" } else { "indirect" },
+                    });
+                    if let Some(display) = &g.display {
+                        group["display"] = json!(display);
+                    }
+                    group
+                })
+                .collect();
+            body.insert("groups".into(), Value::Array(groups));
+        }
+        body.insert(
+            "meta".into(),
+            json!({
+                "resourceType": stored.kind.name(),
+                "created": stored.created,
+                "lastModified": stored.last_modified,
+                "location": location,
+                "version": etag,
+            }),
+        );
+        let body = resource::project(self.registry, stored.kind, &Value::Object(body), projection);
+        Rendered { body, etag, location }
+    }
+}
+
+fn load_for(kind: ResourceKind, projection: &Projection) -> Load {
+    Load {
+        members: kind == ResourceKind::Group && projection.includes("members"),
+        groups: kind == ResourceKind::User && projection.includes("groups"),
+    }
+}
+
+fn check_precondition(if_match: Option<&Precondition>, version: i64) -> ScimResult<()> {
+    match if_match {
+        Some(p) if !p.matches(version) => Err(ScimError::precondition_failed(format!(
+            "If-Match does not match the current version {}",
+            etag(version)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Moves `members` out of a validated Group document into member references.
+fn take_members(document: &mut Map<String, Value>) -> ScimResult<Vec<MemberRef>> {
+    let Some(members) = document.remove("members") else {
+        return Ok(Vec::new());
+    };
+    let Value::Array(members) = members else {
+        return Err(ScimError::invalid_value("members must be an array"));
+    };
+    members
+        .iter()
+        .map(|member| {
+            let id = member
+                .get("value")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ScimError::invalid_value("members.value is required"))?;
+            let kind = match member.get("type").and_then(Value::as_str) {
+                None => None,
+                Some(t) if t.eq_ignore_ascii_case("User") => Some(ResourceKind::User),
+                Some(t) if t.eq_ignore_ascii_case("Group") => Some(ResourceKind::Group),
+                Some(t) => {
+                    return Err(ScimError::invalid_value(format!(
+                        "members.type \"{t}\" is neither User nor Group"
+                    )));
+                }
+            };
+            Ok(MemberRef {
+                id: id.to_string(),
+                kind,
+            })
+        })
+        .collect()
+}
+
+fn index_row(value: resource::IndexValue) -> IndexRow {
+    let element = value
+        .element
+        .map(|e| i32::try_from(e).unwrap_or(i32::MAX))
+        .unwrap_or(-1);
+    let (text, folded, number) = match value.value {
+        IndexedScalar::Text { value, .. } => {
+            let folded = value.to_lowercase();
+            (Some(value), Some(folded), None)
+        }
+        IndexedScalar::Bool(b) => (Some(b.to_string()), Some(b.to_string()), None),
+        IndexedScalar::Number(n) => (None, None, Some(n)),
+        IndexedScalar::DateTime(t) => (Some(t.clone()), Some(t), None),
+    };
+    IndexRow {
+        attr: value.attr,
+        element,
+        text,
+        folded,
+        number,
+    }
+}
+
+fn not_found(kind: ResourceKind, id: &str) -> ScimError {
+    ScimError::not_found(format!("{} \"{id}\" not found", kind.name()))
+}
+
+/// Maps store failures to SCIM errors, in one place. Causes of 5xx are
+/// logged here; the client gets a plain message.
+pub fn store_error(e: StoreError) -> ScimError {
+    match e {
+        StoreError::Conflict(what) => ScimError::uniqueness(what),
+        StoreError::NotFound => ScimError::not_found("resource not found"),
+        StoreError::VersionMismatch => ScimError::precondition_failed("the resource was modified: version mismatch"),
+        StoreError::InvalidReference(what) => ScimError::invalid_value(what),
+        StoreError::Db(_) | StoreError::Corrupt(_) => {
+            tracing::error!(error = %e, "store failure");
+            ScimError::internal()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_accepts_weak_strong_and_star() {
+        assert!(Precondition::parse("W/\"3\"").matches(3));
+        assert!(Precondition::parse("\"3\"").matches(3));
+        assert!(Precondition::parse("W/\"2\", W/\"3\"").matches(3));
+        assert!(!Precondition::parse("W/\"2\"").matches(3));
+        assert!(!Precondition::parse("garbage").matches(3));
+        assert!(Precondition::parse("*").matches(7));
+    }
+}

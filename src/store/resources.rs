@@ -1,0 +1,701 @@
+//! SCIM Users and Groups: documents, the filter index, and memberships.
+//!
+//! A resource is one `scim_resources` row holding its validated JSON document
+//! (without `id`, `meta`, `members`, `groups` or `password`) plus columns for
+//! the attributes looked up most (userName, externalId, displayName, times).
+//! `scim_values` holds one typed row per scalar value so that filters on any
+//! attribute run in SQL. `group_members` holds one row per membership:
+//! adding or removing a member touches one row, never the member list, and a
+//! User's `groups` is derived from it. See `docs/storage.md`.
+
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, JoinType, Order, Query, SimpleExpr};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, TransactionTrait, Value as DbValue};
+use serde_json::{Map, Value};
+
+use super::{Store, StoreError, StoreResult, now, scim_timestamp};
+use crate::scim::ResourceKind;
+
+/// Rows per multi-row INSERT: well under SQLite's bound-parameter limit.
+const INSERT_CHUNK: usize = 500;
+
+/// One scalar value of a resource, as indexed for filtering.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexRow {
+    /// Lowercase canonical attribute path (`emails.value`).
+    pub attr: String,
+    /// Index of the multi-valued element, -1 for singular attributes.
+    pub element: i32,
+    /// The value as text (strings, booleans, normalised dateTimes).
+    pub text: Option<String>,
+    /// Lowercased text, for case-insensitive comparison.
+    pub folded: Option<String>,
+    pub number: Option<f64>,
+}
+
+/// A member named by a write: its id and, if the client said, its type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRef {
+    pub id: String,
+    pub kind: Option<ResourceKind>,
+}
+
+/// What a create or replace writes.
+#[derive(Debug, Clone)]
+pub struct ResourceWrite {
+    pub document: Map<String, Value>,
+    pub index: Vec<IndexRow>,
+    /// A new password hash; `None` keeps the current one on replace.
+    pub password_hash: Option<String>,
+    /// Groups only: the complete member set.
+    pub members: Option<Vec<MemberRef>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMember {
+    pub id: String,
+    pub kind: ResourceKind,
+    pub display: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredGroupRef {
+    pub id: String,
+    pub display: Option<String>,
+    /// false when the membership is through a nested group.
+    pub direct: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredResource {
+    pub id: String,
+    pub kind: ResourceKind,
+    pub document: Map<String, Value>,
+    pub version: i64,
+    pub created: String,
+    pub last_modified: String,
+    /// Loaded only when asked for (Groups).
+    pub members: Option<Vec<StoredMember>>,
+    /// Loaded only when asked for (Users).
+    pub groups: Option<Vec<StoredGroupRef>>,
+}
+
+/// Which derived collections to load with a resource.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Load {
+    pub members: bool,
+    pub groups: bool,
+}
+
+impl Store {
+    pub async fn create_resource(
+        &self,
+        tenant_id: &str,
+        kind: ResourceKind,
+        write: ResourceWrite,
+    ) -> StoreResult<StoredResource> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let at = scim_timestamp(now());
+        let txn = self.writer().begin().await?;
+        let members = match &write.members {
+            Some(refs) => Some(resolve_members(&txn, tenant_id, &id, refs).await?),
+            None => None,
+        };
+        let cols = IndexedColumns::of(kind, &write.document);
+        let document = Value::Object(write.document.clone()).to_string();
+        let insert = Query::insert()
+            .into_table("scim_resources")
+            .columns([
+                "id",
+                "tenant_id",
+                "resource_type",
+                "user_name",
+                "user_name_folded",
+                "external_id",
+                "display_name",
+                "display_name_folded",
+                "document",
+                "password_hash",
+                "version",
+                "created_at",
+                "last_modified",
+            ])
+            .values([
+                id.clone().into(),
+                tenant_id.into(),
+                kind.code().into(),
+                cols.user_name.clone().into(),
+                cols.user_name.as_deref().map(str::to_lowercase).into(),
+                cols.external_id.into(),
+                cols.display_name.clone().into(),
+                cols.display_name.as_deref().map(str::to_lowercase).into(),
+                document.into(),
+                write.password_hash.into(),
+                1i64.into(),
+                at.clone().into(),
+                at.clone().into(),
+            ])
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            .to_owned();
+        txn.execute(&insert)
+            .await
+            .map_err(|e| StoreError::from_db(e, "userName is already taken"))?;
+        insert_index(&txn, tenant_id, &id, &write.index).await?;
+        if let Some(members) = &members {
+            insert_members(&txn, tenant_id, &id, members).await?;
+        }
+        txn.commit().await?;
+        Ok(StoredResource {
+            id,
+            kind,
+            document: write.document,
+            version: 1,
+            created: at.clone(),
+            last_modified: at,
+            members: None,
+            groups: None,
+        })
+    }
+
+    pub async fn get_resource(
+        &self,
+        tenant_id: &str,
+        kind: ResourceKind,
+        id: &str,
+        load: Load,
+    ) -> StoreResult<Option<StoredResource>> {
+        let db = self.reader();
+        let Some(mut resource) = fetch_row(db, tenant_id, kind, id).await? else {
+            return Ok(None);
+        };
+        self.load_derived(db, tenant_id, std::slice::from_mut(&mut resource), load)
+            .await?;
+        Ok(Some(resource))
+    }
+
+    /// The stored password hash of a user, for callers that verify passwords.
+    pub async fn password_hash(&self, tenant_id: &str, id: &str) -> StoreResult<Option<String>> {
+        let stmt = Query::select()
+            .column("password_hash")
+            .from("scim_resources")
+            .and_where(Expr::col("tenant_id").eq(tenant_id))
+            .and_where(Expr::col("id").eq(id))
+            .to_owned();
+        match self.reader().query_one(&stmt).await? {
+            Some(row) => Ok(row.try_get::<Option<String>>("", "password_hash")?),
+            None => Err(StoreError::NotFound),
+        }
+    }
+
+    /// Replaces a resource. `expected_version` is the `If-Match` version, if any.
+    pub async fn replace_resource(
+        &self,
+        tenant_id: &str,
+        kind: ResourceKind,
+        id: &str,
+        expected_version: Option<i64>,
+        write: ResourceWrite,
+    ) -> StoreResult<StoredResource> {
+        let txn = self.writer().begin().await?;
+        let Some(current) = fetch_row(&txn, tenant_id, kind, id).await? else {
+            return Err(StoreError::NotFound);
+        };
+        if expected_version.is_some_and(|v| v != current.version) {
+            return Err(StoreError::VersionMismatch);
+        }
+        let members = match &write.members {
+            Some(refs) => Some(resolve_members(&txn, tenant_id, id, refs).await?),
+            None => None,
+        };
+        let at = scim_timestamp(now());
+        let version = current.version + 1;
+        let cols = IndexedColumns::of(kind, &write.document);
+        let mut update = Query::update();
+        update
+            .table("scim_resources")
+            .value("user_name", cols.user_name.clone())
+            .value("user_name_folded", cols.user_name.as_deref().map(str::to_lowercase))
+            .value("external_id", cols.external_id)
+            .value("display_name", cols.display_name.clone())
+            .value(
+                "display_name_folded",
+                cols.display_name.as_deref().map(str::to_lowercase),
+            )
+            .value("document", Value::Object(write.document.clone()).to_string())
+            .value("version", version)
+            .value("last_modified", at.clone())
+            .and_where(Expr::col("tenant_id").eq(tenant_id))
+            .and_where(Expr::col("id").eq(id))
+            .and_where(Expr::col("version").eq(current.version));
+        if let Some(hash) = write.password_hash {
+            update.value("password_hash", hash);
+        }
+        let result = txn
+            .execute(&update)
+            .await
+            .map_err(|e| StoreError::from_db(e, "userName is already taken"))?;
+        if result.rows_affected() != 1 {
+            return Err(StoreError::VersionMismatch);
+        }
+        let delete_index = Query::delete()
+            .from_table("scim_values")
+            .and_where(Expr::col("tenant_id").eq(tenant_id))
+            .and_where(Expr::col("resource_id").eq(id))
+            .to_owned();
+        txn.execute(&delete_index).await?;
+        insert_index(&txn, tenant_id, id, &write.index).await?;
+        if let Some(members) = members {
+            replace_members(&txn, tenant_id, id, members).await?;
+        }
+        txn.commit().await?;
+        Ok(StoredResource {
+            id: id.to_string(),
+            kind,
+            document: write.document,
+            version,
+            created: current.created,
+            last_modified: at,
+            members: None,
+            groups: None,
+        })
+    }
+
+    /// Deletes a resource; memberships it had or held go with it.
+    pub async fn delete_resource(
+        &self,
+        tenant_id: &str,
+        kind: ResourceKind,
+        id: &str,
+        expected_version: Option<i64>,
+    ) -> StoreResult<()> {
+        let mut delete = Query::delete();
+        delete
+            .from_table("scim_resources")
+            .and_where(Expr::col("tenant_id").eq(tenant_id))
+            .and_where(Expr::col("resource_type").eq(kind.code()))
+            .and_where(Expr::col("id").eq(id));
+        let txn = self.writer().begin().await?;
+        if let Some(expected) = expected_version {
+            let Some(current) = fetch_row(&txn, tenant_id, kind, id).await? else {
+                return Err(StoreError::NotFound);
+            };
+            if current.version != expected {
+                return Err(StoreError::VersionMismatch);
+            }
+            delete.and_where(Expr::col("version").eq(expected));
+        }
+        let result = txn.execute(&delete).await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// One page of resources in creation order, and the total count.
+    /// `offset` is zero-based.
+    pub async fn list_resources(
+        &self,
+        tenant_id: &str,
+        kind: ResourceKind,
+        offset: u64,
+        limit: u64,
+        load: Load,
+    ) -> StoreResult<(u64, Vec<StoredResource>)> {
+        let db = self.reader();
+        let count = Query::select()
+            .expr_as(Expr::col("id").count(), Alias::new("n"))
+            .from("scim_resources")
+            .and_where(Expr::col("tenant_id").eq(tenant_id))
+            .and_where(Expr::col("resource_type").eq(kind.code()))
+            .to_owned();
+        let total = match db.query_one(&count).await? {
+            Some(row) => u64::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0),
+            None => 0,
+        };
+        if limit == 0 || offset >= total {
+            return Ok((total, Vec::new()));
+        }
+        let page = select_resources()
+            .and_where(Expr::col("tenant_id").eq(tenant_id))
+            .and_where(Expr::col("resource_type").eq(kind.code()))
+            .order_by("created_at", Order::Asc)
+            .order_by("id", Order::Asc)
+            .limit(limit)
+            .offset(offset)
+            .to_owned();
+        let mut resources = db
+            .query_all(&page)
+            .await?
+            .iter()
+            .map(|row| resource_from_row(row, kind))
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.load_derived(db, tenant_id, &mut resources, load).await?;
+        Ok((total, resources))
+    }
+
+    async fn load_derived(
+        &self,
+        db: &impl ConnectionTrait,
+        tenant_id: &str,
+        resources: &mut [StoredResource],
+        load: Load,
+    ) -> StoreResult<()> {
+        if load.members {
+            for resource in resources.iter_mut().filter(|r| r.kind == ResourceKind::Group) {
+                resource.members = Some(members_of(db, tenant_id, &resource.id).await?);
+            }
+        }
+        if load.groups {
+            let user_ids: Vec<&str> = resources
+                .iter()
+                .filter(|r| r.kind == ResourceKind::User)
+                .map(|r| r.id.as_str())
+                .collect();
+            let mut groups = groups_of(db, tenant_id, &user_ids).await?;
+            for resource in resources.iter_mut().filter(|r| r.kind == ResourceKind::User) {
+                resource.groups = Some(groups.remove(&resource.id).unwrap_or_default());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The attributes kept in their own columns for indexed lookups.
+struct IndexedColumns {
+    user_name: Option<String>,
+    external_id: Option<String>,
+    display_name: Option<String>,
+}
+
+impl IndexedColumns {
+    fn of(kind: ResourceKind, document: &Map<String, Value>) -> Self {
+        let text = |name: &str| document.get(name).and_then(Value::as_str).map(str::to_string);
+        IndexedColumns {
+            user_name: if kind == ResourceKind::User {
+                text("userName")
+            } else {
+                None
+            },
+            external_id: text("externalId"),
+            display_name: text("displayName"),
+        }
+    }
+}
+
+fn select_resources() -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .columns([
+            "id",
+            "resource_type",
+            "document",
+            "version",
+            "created_at",
+            "last_modified",
+        ])
+        .from("scim_resources")
+        .to_owned()
+}
+
+async fn fetch_row(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    kind: ResourceKind,
+    id: &str,
+) -> StoreResult<Option<StoredResource>> {
+    let stmt = select_resources()
+        .and_where(Expr::col("tenant_id").eq(tenant_id))
+        .and_where(Expr::col("resource_type").eq(kind.code()))
+        .and_where(Expr::col("id").eq(id))
+        .to_owned();
+    match db.query_one(&stmt).await? {
+        Some(row) => Ok(Some(resource_from_row(&row, kind)?)),
+        None => Ok(None),
+    }
+}
+
+fn resource_from_row(row: &QueryResult, kind: ResourceKind) -> StoreResult<StoredResource> {
+    let raw: String = row.try_get("", "document")?;
+    let document = match serde_json::from_str(&raw) {
+        Ok(Value::Object(map)) => map,
+        _ => return Err(StoreError::Corrupt("resource document is not a JSON object".into())),
+    };
+    Ok(StoredResource {
+        id: row.try_get("", "id")?,
+        kind,
+        document,
+        version: row.try_get("", "version")?,
+        created: row.try_get("", "created_at")?,
+        last_modified: row.try_get("", "last_modified")?,
+        members: None,
+        groups: None,
+    })
+}
+
+async fn insert_index(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    resource_id: &str,
+    rows: &[IndexRow],
+) -> StoreResult<()> {
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut insert = Query::insert();
+        insert.into_table("scim_values").columns([
+            "tenant_id",
+            "resource_id",
+            "attr",
+            "element",
+            "value_text",
+            "value_folded",
+            "value_number",
+        ]);
+        for row in chunk {
+            insert
+                .values([
+                    tenant_id.into(),
+                    resource_id.into(),
+                    row.attr.clone().into(),
+                    row.element.into(),
+                    row.text.clone().into(),
+                    row.folded.clone().into(),
+                    row.number.into(),
+                ])
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        }
+        db.execute(&insert).await?;
+    }
+    Ok(())
+}
+
+/// Checks that every member exists in the tenant and fills in its type.
+/// Unknown IDs, a type that contradicts the stored one, or a group naming
+/// itself are [`StoreError::InvalidReference`].
+async fn resolve_members(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    group_id: &str,
+    refs: &[MemberRef],
+) -> StoreResult<Vec<(String, ResourceKind)>> {
+    let mut wanted: Vec<&MemberRef> = Vec::with_capacity(refs.len());
+    let mut seen = HashSet::new();
+    for r in refs {
+        if r.id == group_id {
+            return Err(StoreError::InvalidReference(
+                "a group cannot be a member of itself".into(),
+            ));
+        }
+        if seen.insert(r.id.as_str()) {
+            wanted.push(r);
+        }
+    }
+    let mut found: HashMap<String, ResourceKind> = HashMap::with_capacity(wanted.len());
+    for chunk in wanted.chunks(INSERT_CHUNK) {
+        let ids: Vec<SimpleExpr> = chunk.iter().map(|r| Expr::val(r.id.clone())).collect();
+        let stmt = Query::select()
+            .columns(["id", "resource_type"])
+            .from("scim_resources")
+            .and_where(Expr::col("tenant_id").eq(tenant_id))
+            .and_where(Expr::col("id").is_in(ids))
+            .to_owned();
+        for row in db.query_all(&stmt).await? {
+            let id: String = row.try_get("", "id")?;
+            let code: String = row.try_get("", "resource_type")?;
+            found.insert(id, kind_from_code(&code)?);
+        }
+    }
+    wanted
+        .into_iter()
+        .map(|r| match found.get(&r.id) {
+            None => Err(StoreError::InvalidReference(format!(
+                "member \"{}\" does not exist",
+                r.id
+            ))),
+            Some(actual) if r.kind.is_some_and(|k| k != *actual) => Err(StoreError::InvalidReference(format!(
+                "member \"{}\" is a {}, not a {}",
+                r.id,
+                actual.name(),
+                r.kind.map(ResourceKind::name).unwrap_or_default()
+            ))),
+            Some(actual) => Ok((r.id.clone(), *actual)),
+        })
+        .collect()
+}
+
+async fn insert_members(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    group_id: &str,
+    members: &[(String, ResourceKind)],
+) -> StoreResult<()> {
+    for chunk in members.chunks(INSERT_CHUNK) {
+        let mut insert = Query::insert();
+        insert
+            .into_table("group_members")
+            .columns(["tenant_id", "group_id", "member_id", "member_type"]);
+        for (id, kind) in chunk {
+            insert
+                .values([tenant_id.into(), group_id.into(), id.clone().into(), kind.name().into()])
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        }
+        db.execute(&insert).await?;
+    }
+    Ok(())
+}
+
+/// Brings the member set to `members`, touching only the rows that change.
+async fn replace_members(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    group_id: &str,
+    members: Vec<(String, ResourceKind)>,
+) -> StoreResult<()> {
+    let current_stmt = Query::select()
+        .column("member_id")
+        .from("group_members")
+        .and_where(Expr::col("tenant_id").eq(tenant_id))
+        .and_where(Expr::col("group_id").eq(group_id))
+        .to_owned();
+    let current: HashSet<String> = db
+        .query_all(&current_stmt)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String>("", "member_id"))
+        .collect::<Result<_, _>>()?;
+    let wanted: HashSet<&str> = members.iter().map(|(id, _)| id.as_str()).collect();
+    let removed: Vec<SimpleExpr> = current
+        .iter()
+        .filter(|id| !wanted.contains(id.as_str()))
+        .map(|id| Expr::val(id.clone()))
+        .collect();
+    for chunk in removed.chunks(INSERT_CHUNK) {
+        let delete = Query::delete()
+            .from_table("group_members")
+            .and_where(Expr::col("tenant_id").eq(tenant_id))
+            .and_where(Expr::col("group_id").eq(group_id))
+            .and_where(Expr::col("member_id").is_in(chunk.to_vec()))
+            .to_owned();
+        db.execute(&delete).await?;
+    }
+    let added: Vec<(String, ResourceKind)> = members.into_iter().filter(|(id, _)| !current.contains(id)).collect();
+    insert_members(db, tenant_id, group_id, &added).await
+}
+
+async fn members_of(db: &impl ConnectionTrait, tenant_id: &str, group_id: &str) -> StoreResult<Vec<StoredMember>> {
+    let stmt = Query::select()
+        .column((Alias::new("m"), Alias::new("member_id")))
+        .column((Alias::new("m"), Alias::new("member_type")))
+        .column((Alias::new("r"), Alias::new("display_name")))
+        .column((Alias::new("r"), Alias::new("user_name")))
+        .from_as("group_members", Alias::new("m"))
+        .join_as(
+            JoinType::InnerJoin,
+            "scim_resources",
+            Alias::new("r"),
+            Expr::col((Alias::new("r"), Alias::new("id"))).equals((Alias::new("m"), Alias::new("member_id"))),
+        )
+        .and_where(Expr::col((Alias::new("m"), Alias::new("tenant_id"))).eq(tenant_id))
+        .and_where(Expr::col((Alias::new("m"), Alias::new("group_id"))).eq(group_id))
+        .order_by((Alias::new("m"), Alias::new("member_id")), Order::Asc)
+        .to_owned();
+    db.query_all(&stmt)
+        .await?
+        .iter()
+        .map(|row| {
+            let kind = kind_from_name(&row.try_get::<String>("", "member_type")?)?;
+            let display_name: Option<String> = row.try_get("", "display_name")?;
+            let user_name: Option<String> = row.try_get("", "user_name")?;
+            Ok(StoredMember {
+                id: row.try_get("", "member_id")?,
+                kind,
+                display: display_name.or(user_name),
+            })
+        })
+        .collect()
+}
+
+/// Direct and indirect (nested) groups of each user, in one query.
+async fn groups_of(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    user_ids: &[&str],
+) -> StoreResult<HashMap<String, Vec<StoredGroupRef>>> {
+    let mut result: HashMap<String, Vec<StoredGroupRef>> = HashMap::new();
+    for chunk in user_ids.chunks(INSERT_CHUNK) {
+        if chunk.is_empty() {
+            continue;
+        }
+        let backend = db.get_database_backend();
+        let mut values: Vec<DbValue> = vec![tenant_id.into()];
+        values.extend(chunk.iter().map(|id| DbValue::from(*id)));
+        values.push(tenant_id.into());
+        values.push(tenant_id.into());
+        let marks = placeholders(backend, 2, chunk.len());
+        let n = chunk.len();
+        // UNION (not UNION ALL) ends the recursion on membership cycles.
+        let sql = format!(
+            "WITH RECURSIVE anc(member_id, group_id) AS ( \
+                SELECT member_id, group_id FROM group_members WHERE tenant_id = {t1} AND member_id IN ({marks}) \
+                UNION \
+                SELECT anc.member_id, gm.group_id FROM group_members gm JOIN anc ON gm.member_id = anc.group_id \
+                WHERE gm.tenant_id = {t2} \
+             ) \
+             SELECT anc.member_id, anc.group_id, r.display_name, \
+                EXISTS (SELECT 1 FROM group_members d WHERE d.tenant_id = {t3} \
+                        AND d.group_id = anc.group_id AND d.member_id = anc.member_id) AS direct \
+             FROM anc JOIN scim_resources r ON r.id = anc.group_id \
+             ORDER BY anc.member_id, anc.group_id",
+            t1 = placeholder(backend, 1),
+            t2 = placeholder(backend, n + 2),
+            t3 = placeholder(backend, n + 3),
+        );
+        values.push(tenant_id.into());
+        let rows = db
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        for row in rows {
+            let member: String = row.try_get("", "member_id")?;
+            let direct = match row.try_get::<bool>("", "direct") {
+                Ok(b) => b,
+                Err(_) => row.try_get::<i64>("", "direct")? != 0,
+            };
+            result.entry(member).or_default().push(StoredGroupRef {
+                id: row.try_get("", "group_id")?,
+                display: row.try_get("", "display_name")?,
+                direct,
+            });
+        }
+    }
+    Ok(result)
+}
+
+fn placeholder(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_string(),
+    }
+}
+
+/// `count` placeholders numbered from `first`, comma-separated.
+fn placeholders(backend: DbBackend, first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| placeholder(backend, n))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn kind_from_code(code: &str) -> StoreResult<ResourceKind> {
+    match code {
+        "user" => Ok(ResourceKind::User),
+        "group" => Ok(ResourceKind::Group),
+        other => Err(StoreError::Corrupt(format!("unknown resource type {other}"))),
+    }
+}
+
+fn kind_from_name(name: &str) -> StoreResult<ResourceKind> {
+    match name {
+        "User" => Ok(ResourceKind::User),
+        "Group" => Ok(ResourceKind::Group),
+        other => Err(StoreError::Corrupt(format!("unknown member type {other}"))),
+    }
+}
