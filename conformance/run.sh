@@ -22,8 +22,8 @@ SERVER_LOG=""
 
 print_server_log() {
     if [[ -n "$SERVER_LOG" && -s "$SERVER_LOG" ]]; then
-        printf '==> scimd log (%s), last %s lines:\n' "$1" "${CONFORMANCE_LOG_LINES:-200}" >&2
-        tail -n "${CONFORMANCE_LOG_LINES:-200}" "$SERVER_LOG" >&2
+        printf '==> scimd log (%s), last %s lines:\n' "$1" "${CONFORMANCE_LOG_LINES:-100}" >&2
+        tail -n "${CONFORMANCE_LOG_LINES:-100}" "$SERVER_LOG" >&2
         printf '==> end of scimd log\n' >&2
     elif [[ -n "$SERVER_LOG" ]]; then
         printf '==> scimd log (%s) is empty\n' "$1" >&2

@@ -4,9 +4,11 @@
 use serde_json::{Map, Value, json};
 
 use crate::auth::hashing::Hasher;
+use crate::scim::filter;
 use crate::scim::resource::{self, IndexedScalar, Projection};
 use crate::scim::schema::SchemaRegistry;
 use crate::scim::{ResourceKind, ScimError, ScimResult};
+use crate::store::query::{ListSpec, SortSpec};
 use crate::store::resources::{IndexRow, Load, MemberRef, ResourceWrite, StoredResource};
 use crate::store::{Store, StoreError};
 
@@ -176,36 +178,98 @@ impl Provisioning {
             .map_err(store_error)
     }
 
-    /// A ListResponse page. `start_index` is the RFC's 1-based index.
+    /// A ListResponse page of one resource type (GET and `POST /.search`).
     pub async fn list(
         &self,
         scope: &Scope<'_>,
         kind: ResourceKind,
-        start_index: u64,
-        count: u64,
+        request: &ListRequest<'_>,
         projection: &Projection,
     ) -> ScimResult<Value> {
-        let start_index = start_index.max(1);
-        let count = count.min(MAX_PAGE_SIZE);
+        let query = self.compile_query(kind, request)?;
+        let (start_index, count) = request.page();
+        let spec = ListSpec {
+            filter: query.filter.as_ref(),
+            sort: query.sort.as_ref(),
+            offset: start_index - 1,
+            limit: count,
+        };
         let (total, page) = self
             .store
-            .list_resources(
-                scope.tenant_id,
-                kind,
-                start_index - 1,
-                count,
-                load_for(kind, projection),
-            )
+            .query_resources(scope.tenant_id, kind, &spec, load_for(kind, projection))
             .await
             .map_err(store_error)?;
         let resources: Vec<Value> = page.iter().map(|r| self.render(scope, r, projection).body).collect();
-        Ok(json!({
-            "schemas": [LIST_RESPONSE_SCHEMA],
-            "totalResults": total,
-            "startIndex": start_index,
-            "itemsPerPage": resources.len(),
-            "Resources": resources,
-        }))
+        Ok(list_response(total, start_index, resources))
+    }
+
+    /// Root `POST /.search`: Users then Groups, paged as one list. A filter
+    /// naming an attribute one type lacks matches nothing of that type.
+    pub async fn search_all(
+        &self,
+        scope: &Scope<'_>,
+        request: &ListRequest<'_>,
+        projections: [&Projection; 2],
+    ) -> ScimResult<Value> {
+        let kinds = [ResourceKind::User, ResourceKind::Group];
+        let queries: Vec<ScimResult<CompiledQuery>> = kinds.iter().map(|k| self.compile_query(*k, request)).collect();
+        if let Some(Err(e)) = queries
+            .iter()
+            .find(|q| q.is_err())
+            .filter(|_| queries.iter().all(Result::is_err))
+        {
+            return Err(e.clone());
+        }
+        let (start_index, count) = request.page();
+        let mut offset = start_index - 1;
+        let mut remaining = count;
+        let mut total = 0;
+        let mut resources = Vec::new();
+        for ((kind, query), projection) in kinds.iter().zip(&queries).zip(projections) {
+            let Ok(query) = query else { continue };
+            let spec = ListSpec {
+                filter: query.filter.as_ref(),
+                sort: query.sort.as_ref(),
+                offset,
+                limit: remaining,
+            };
+            let (matched, page) = self
+                .store
+                .query_resources(scope.tenant_id, *kind, &spec, load_for(*kind, projection))
+                .await
+                .map_err(store_error)?;
+            total += matched;
+            offset = offset.saturating_sub(matched);
+            remaining -= page.len() as u64;
+            resources.extend(page.iter().map(|r| self.render(scope, r, projection).body));
+        }
+        Ok(list_response(total, start_index, resources))
+    }
+
+    fn compile_query(&self, kind: ResourceKind, request: &ListRequest<'_>) -> ScimResult<CompiledQuery> {
+        let filter = match request.filter.map(str::trim) {
+            Some(text) if !text.is_empty() => Some(filter::parse_filter(self.registry, kind, text)?),
+            _ => None,
+        };
+        let sort = match request.sort_by.map(str::trim) {
+            Some(path) if !path.is_empty() => {
+                let parsed = filter::parse_attr_path(path).map_err(|_| invalid_sort(path))?;
+                let attr = filter::attr_ref(self.registry, kind, &parsed).map_err(|_| invalid_sort(path))?;
+                let descending = match request.sort_order.map(str::trim) {
+                    None | Some("") => false,
+                    Some(o) if o.eq_ignore_ascii_case("ascending") => false,
+                    Some(o) if o.eq_ignore_ascii_case("descending") => true,
+                    Some(o) => {
+                        return Err(ScimError::invalid_value(format!(
+                            "sortOrder must be \"ascending\" or \"descending\", not \"{o}\""
+                        )));
+                    }
+                };
+                Some(SortSpec { attr, descending })
+            }
+            _ => None,
+        };
+        Ok(CompiledQuery { filter, sort })
     }
 
     async fn prepare_write(
@@ -330,6 +394,48 @@ impl Provisioning {
     }
 }
 
+/// What a list or search asks for, as received (query string or SearchRequest).
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest<'a> {
+    pub filter: Option<&'a str>,
+    pub sort_by: Option<&'a str>,
+    pub sort_order: Option<&'a str>,
+    pub start_index: Option<i64>,
+    pub count: Option<i64>,
+}
+
+impl ListRequest<'_> {
+    /// RFC 7644 §3.4.2.4: a startIndex below 1 is 1; a negative count is 0;
+    /// counts above the maximum are clamped (the SPC advertises it).
+    fn page(&self) -> (u64, u64) {
+        let start_index = self.start_index.map_or(1, |i| u64::try_from(i).unwrap_or(1).max(1));
+        let count = self
+            .count
+            .map_or(DEFAULT_PAGE_SIZE, |c| u64::try_from(c).unwrap_or(0))
+            .min(MAX_PAGE_SIZE);
+        (start_index, count)
+    }
+}
+
+struct CompiledQuery {
+    filter: Option<filter::Filter>,
+    sort: Option<SortSpec>,
+}
+
+fn invalid_sort(path: &str) -> ScimError {
+    ScimError::invalid_value(format!("sortBy \"{path}\" is not a sortable attribute"))
+}
+
+fn list_response(total: u64, start_index: u64, resources: Vec<Value>) -> Value {
+    json!({
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": total,
+        "startIndex": start_index,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    })
+}
+
 fn load_for(kind: ResourceKind, projection: &Projection) -> Load {
     Load {
         members: kind == ResourceKind::Group && projection.includes("members"),
@@ -415,6 +521,7 @@ pub fn store_error(e: StoreError) -> ScimError {
         StoreError::NotFound => ScimError::not_found("resource not found"),
         StoreError::VersionMismatch => ScimError::precondition_failed("the resource was modified: version mismatch"),
         StoreError::InvalidReference(what) => ScimError::invalid_value(what),
+        StoreError::Unsupported(what) => ScimError::bad_request(crate::scim::ScimType::InvalidFilter, what),
         StoreError::Db(_) | StoreError::Corrupt(_) => {
             tracing::error!(error = %e, "store failure");
             ScimError::internal()

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{SCIM_CONTENT_TYPE, ScimHttpResult};
-use super::extract::{ScimQuery, scim_base_url};
+use super::extract::{IdPath, ScimQuery, scim_base_url};
 use crate::provisioning::{LIST_RESPONSE_SCHEMA, MAX_PAGE_SIZE};
 use crate::scim::{ResourceKind, ScimError};
 
@@ -44,9 +44,9 @@ pub async fn service_provider_config(req: HttpRequest, state: web::Data<AppState
         "documentationUri": "https://github.com/scimd/scimd#readme",
         "patch": { "supported": false },
         "bulk": { "supported": false, "maxOperations": 0, "maxPayloadSize": 0 },
-        "filter": { "supported": false, "maxResults": MAX_PAGE_SIZE },
+        "filter": { "supported": true, "maxResults": MAX_PAGE_SIZE },
         "changePassword": { "supported": true },
-        "sort": { "supported": false },
+        "sort": { "supported": true },
         "etag": { "supported": true },
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
@@ -101,10 +101,10 @@ pub async fn resource_types(req: HttpRequest, state: web::Data<AppState>) -> Sci
 pub async fn resource_type(
     req: HttpRequest,
     state: web::Data<AppState>,
-    id: web::Path<(String,)>,
+    id: web::Path<IdPath>,
 ) -> ScimHttpResult<HttpResponse> {
     let base = scim_base_url(&req, &state);
-    let id = id.into_inner().0;
+    let id = id.into_inner().id;
     let kind = [ResourceKind::User, ResourceKind::Group]
         .into_iter()
         .find(|k| k.name() == id)
@@ -135,10 +135,10 @@ pub async fn schemas(req: HttpRequest, state: web::Data<AppState>) -> ScimHttpRe
 pub async fn schema(
     req: HttpRequest,
     state: web::Data<AppState>,
-    id: web::Path<(String,)>,
+    id: web::Path<IdPath>,
 ) -> ScimHttpResult<HttpResponse> {
     let base = scim_base_url(&req, &state);
-    let id = id.into_inner().0;
+    let id = id.into_inner().id;
     let doc = state
         .provisioning
         .registry()

@@ -89,6 +89,13 @@ pub async fn read_json(mut payload: web::Payload, limit: usize) -> Result<Value,
         .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")).into())
 }
 
+/// The `{id}` of a resource route. Named, because tenant routes also carry
+/// `{tenant}` and a positional extractor would read that instead.
+#[derive(Debug, serde::Deserialize)]
+pub struct IdPath {
+    pub id: String,
+}
+
 /// SCIM query parameters; names are matched case-insensitively because
 /// clients spell them variously (`startindex`, `StartIndex`).
 #[derive(Debug, Default)]

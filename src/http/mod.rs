@@ -36,48 +36,53 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// SCIM routes, mounted at `/scim/v2` and at `/t/{tenant}/scim/v2`.
 fn scim_routes(cfg: &mut web::ServiceConfig) {
     use crate::scim::ResourceKind::{Group, User};
-    cfg.route(
-        "/ServiceProviderConfig",
-        web::get().to(discovery::service_provider_config),
-    )
-    .route("/ResourceTypes", web::get().to(discovery::resource_types))
-    .route("/ResourceTypes/{id}", web::get().to(discovery::resource_type))
-    .route("/Schemas", web::get().to(discovery::schemas))
-    .route("/Schemas/{id}", web::get().to(discovery::schema))
-    .route("/Me", web::route().to(resources::me))
-    .route("/Bulk", web::route().to(resources::not_implemented))
-    .route("/.search", web::route().to(resources::not_implemented))
-    .route("/Users/.search", web::route().to(resources::not_implemented))
-    .route("/Groups/.search", web::route().to(resources::not_implemented))
-    .service(
-        web::resource("/Users")
-            .app_data(web::Data::new(User))
-            .route(web::get().to(resources::list))
-            .route(web::post().to(resources::create))
-            .default_service(web::route().to(resources::unsupported_method)),
-    )
-    .service(
-        web::resource("/Users/{id}")
-            .app_data(web::Data::new(User))
-            .route(web::get().to(resources::get))
-            .route(web::put().to(resources::replace))
-            .route(web::delete().to(resources::delete))
-            .default_service(web::route().to(resources::unsupported_method)),
-    )
-    .service(
-        web::resource("/Groups")
-            .app_data(web::Data::new(Group))
-            .route(web::get().to(resources::list))
-            .route(web::post().to(resources::create))
-            .default_service(web::route().to(resources::unsupported_method)),
-    )
-    .service(
-        web::resource("/Groups/{id}")
-            .app_data(web::Data::new(Group))
-            .route(web::get().to(resources::get))
-            .route(web::put().to(resources::replace))
-            .route(web::delete().to(resources::delete))
-            .default_service(web::route().to(resources::unsupported_method)),
-    )
-    .default_service(web::route().to(resources::unknown_endpoint));
+    // Any method a resource does not serve gets a SCIM error (405, or 501
+    // for PATCH while unsupported), never actix's bare 404/405.
+    let resource = |path: &str| web::resource(path).default_service(web::route().to(resources::unsupported_method));
+    let read_only = |path: &str| web::resource(path).default_service(web::route().to(resources::method_not_allowed));
+    cfg.service(read_only("/ServiceProviderConfig").route(web::get().to(discovery::service_provider_config)))
+        .service(read_only("/ResourceTypes").route(web::get().to(discovery::resource_types)))
+        .service(read_only("/ResourceTypes/{id}").route(web::get().to(discovery::resource_type)))
+        .service(read_only("/Schemas").route(web::get().to(discovery::schemas)))
+        .service(read_only("/Schemas/{id}").route(web::get().to(discovery::schema)))
+        .route("/Me", web::route().to(resources::me))
+        .route("/Bulk", web::route().to(resources::not_implemented))
+        .service(resource("/.search").route(web::post().to(resources::search_all)))
+        .service(
+            resource("/Users/.search")
+                .app_data(web::Data::new(User))
+                .route(web::post().to(resources::search)),
+        )
+        .service(
+            resource("/Groups/.search")
+                .app_data(web::Data::new(Group))
+                .route(web::post().to(resources::search)),
+        )
+        .service(
+            resource("/Users")
+                .app_data(web::Data::new(User))
+                .route(web::get().to(resources::list))
+                .route(web::post().to(resources::create)),
+        )
+        .service(
+            resource("/Users/{id}")
+                .app_data(web::Data::new(User))
+                .route(web::get().to(resources::get))
+                .route(web::put().to(resources::replace))
+                .route(web::delete().to(resources::delete)),
+        )
+        .service(
+            resource("/Groups")
+                .app_data(web::Data::new(Group))
+                .route(web::get().to(resources::list))
+                .route(web::post().to(resources::create)),
+        )
+        .service(
+            resource("/Groups/{id}")
+                .app_data(web::Data::new(Group))
+                .route(web::get().to(resources::get))
+                .route(web::put().to(resources::replace))
+                .route(web::delete().to(resources::delete)),
+        )
+        .default_service(web::route().to(resources::unknown_endpoint));
 }

@@ -6,9 +6,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
 use super::error::{SCIM_CONTENT_TYPE, ScimHttpResult};
-use super::extract::{ScimCaller, ScimQuery, read_json};
+use super::extract::{IdPath, ScimCaller, ScimQuery, read_json};
 use crate::auth::Scope;
-use crate::provisioning::{DEFAULT_PAGE_SIZE, Precondition, Rendered};
+use crate::provisioning::{ListRequest, Precondition, Rendered};
 use crate::scim::resource::Projection;
 use crate::scim::{ResourceKind, ScimError};
 
@@ -79,11 +79,11 @@ pub async fn get(
     caller: ScimCaller,
     kind: web::Data<ResourceKind>,
     state: web::Data<AppState>,
-    id: web::Path<(String,)>,
+    id: web::Path<IdPath>,
 ) -> ScimHttpResult<HttpResponse> {
     let kind = **kind;
     caller.principal.require(required_scope(kind, Action::Read))?;
-    let id = id.into_inner().0;
+    let id = id.into_inner().id;
     let query = ScimQuery::parse(&req)?;
     let projection = projection(&state, kind, &query)?;
     if let Some(if_none_match) = precondition(&req, IF_NONE_MATCH) {
@@ -103,12 +103,12 @@ pub async fn replace(
     caller: ScimCaller,
     kind: web::Data<ResourceKind>,
     state: web::Data<AppState>,
-    id: web::Path<(String,)>,
+    id: web::Path<IdPath>,
     body: web::Payload,
 ) -> ScimHttpResult<HttpResponse> {
     let kind = **kind;
     caller.principal.require(required_scope(kind, Action::Write))?;
-    let id = id.into_inner().0;
+    let id = id.into_inner().id;
     let query = ScimQuery::parse(&req)?;
     let projection = projection(&state, kind, &query)?;
     let input = read_json(body, state.settings.max_body_bytes).await?;
@@ -125,11 +125,11 @@ pub async fn delete(
     caller: ScimCaller,
     kind: web::Data<ResourceKind>,
     state: web::Data<AppState>,
-    id: web::Path<(String,)>,
+    id: web::Path<IdPath>,
 ) -> ScimHttpResult<HttpResponse> {
     let kind = **kind;
     caller.principal.require(required_scope(kind, Action::Delete))?;
-    let id = id.into_inner().0;
+    let id = id.into_inner().id;
     let if_match = precondition(&req, IF_MATCH);
     state
         .provisioning
@@ -147,21 +147,149 @@ pub async fn list(
     let kind = **kind;
     caller.principal.require(required_scope(kind, Action::Read))?;
     let query = ScimQuery::parse(&req)?;
-    if query.get("filter").is_some() {
-        // Advertised as unsupported in the ServiceProviderConfig; answering
-        // an unfiltered list would mislead a client looking for one user.
-        return Err(ScimError::not_implemented("filtering is not supported by this server yet").into());
-    }
     let projection = projection(&state, kind, &query)?;
-    let start_index = u64::try_from(query.integer("startIndex")?.unwrap_or(1)).unwrap_or(1);
-    let count = u64::try_from(query.integer("count")?.unwrap_or(DEFAULT_PAGE_SIZE as i64)).unwrap_or(0);
+    let request = ListRequest {
+        filter: query.get("filter"),
+        sort_by: query.get("sortBy"),
+        sort_order: query.get("sortOrder"),
+        start_index: query.integer("startIndex")?,
+        count: query.integer("count")?,
+    };
     let body = state
         .provisioning
-        .list(&caller.scope(), kind, start_index, count, &projection)
+        .list(&caller.scope(), kind, &request, &projection)
         .await?;
-    Ok(HttpResponse::Ok()
+    Ok(scim_json(body))
+}
+
+/// `POST /Users/.search`, `POST /Groups/.search` (RFC 7644 §3.4.3).
+pub async fn search(
+    caller: ScimCaller,
+    kind: web::Data<ResourceKind>,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> ScimHttpResult<HttpResponse> {
+    let kind = **kind;
+    caller.principal.require(required_scope(kind, Action::Read))?;
+    let input = read_json(body, state.settings.max_body_bytes).await?;
+    let search = SearchRequest::parse(&input)?;
+    let projection = Projection::parse(
+        state.provisioning.registry(),
+        kind,
+        search.attributes.as_deref(),
+        search.excluded_attributes.as_deref(),
+    )?;
+    let body = state
+        .provisioning
+        .list(&caller.scope(), kind, &search.list_request(), &projection)
+        .await?;
+    Ok(scim_json(body))
+}
+
+/// Root `POST /.search` across Users and Groups; needs both read scopes.
+pub async fn search_all(
+    caller: ScimCaller,
+    state: web::Data<AppState>,
+    body: web::Payload,
+) -> ScimHttpResult<HttpResponse> {
+    caller.principal.require(Scope::UsersRead)?;
+    caller.principal.require(Scope::GroupsRead)?;
+    let input = read_json(body, state.settings.max_body_bytes).await?;
+    let search = SearchRequest::parse(&input)?;
+    let registry = state.provisioning.registry();
+    let (attributes, excluded) = (search.attributes.as_deref(), search.excluded_attributes.as_deref());
+    let users = Projection::parse(registry, ResourceKind::User, attributes, excluded)?;
+    let groups = Projection::parse(registry, ResourceKind::Group, attributes, excluded)?;
+    let body = state
+        .provisioning
+        .search_all(&caller.scope(), &search.list_request(), [&users, &groups])
+        .await?;
+    Ok(scim_json(body))
+}
+
+fn scim_json(body: serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, SCIM_CONTENT_TYPE))
-        .body(body.to_string()))
+        .body(body.to_string())
+}
+
+/// A SearchRequest body (RFC 7644 §3.4.3). Member names are matched
+/// case-insensitively; `attributes` may be a list or a comma-separated string.
+struct SearchRequest {
+    attributes: Option<String>,
+    excluded_attributes: Option<String>,
+    filter: Option<String>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
+    start_index: Option<i64>,
+    count: Option<i64>,
+}
+
+impl SearchRequest {
+    fn parse(input: &serde_json::Value) -> Result<Self, ScimError> {
+        let object = input
+            .as_object()
+            .ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
+        let field = |name: &str| {
+            object
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        };
+        let text = |name: &str| -> Result<Option<String>, ScimError> {
+            match field(name) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(ScimError::invalid_value(format!("{name} must be a string"))),
+            }
+        };
+        let list = |name: &str| -> Result<Option<String>, ScimError> {
+            match field(name) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+                Some(serde_json::Value::Array(items)) => items
+                    .iter()
+                    .map(|i| {
+                        i.as_str()
+                            .ok_or_else(|| ScimError::invalid_value(format!("{name} must hold strings")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|names| Some(names.join(","))),
+                Some(_) => Err(ScimError::invalid_value(format!(
+                    "{name} must be a list of attribute names"
+                ))),
+            }
+        };
+        let integer = |name: &str| -> Result<Option<i64>, ScimError> {
+            match field(name) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(v) => v
+                    .as_i64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                    .map(Some)
+                    .ok_or_else(|| ScimError::invalid_value(format!("{name} must be an integer"))),
+            }
+        };
+        Ok(SearchRequest {
+            attributes: list("attributes")?,
+            excluded_attributes: list("excludedAttributes")?,
+            filter: text("filter")?,
+            sort_by: text("sortBy")?,
+            sort_order: text("sortOrder")?,
+            start_index: integer("startIndex")?,
+            count: integer("count")?,
+        })
+    }
+
+    fn list_request(&self) -> ListRequest<'_> {
+        ListRequest {
+            filter: self.filter.as_deref(),
+            sort_by: self.sort_by.as_deref(),
+            sort_order: self.sort_order.as_deref(),
+            start_index: self.start_index,
+            count: self.count,
+        }
+    }
 }
 
 /// `/Me` needs a user subject; an API key has none (RFC 7644 §3.11 allows 501).
@@ -176,13 +304,37 @@ pub async fn unknown_endpoint(req: HttpRequest) -> ScimHttpResult<HttpResponse> 
     Err(ScimError::not_found(format!("no SCIM endpoint {} {}", req.method(), req.path())).into())
 }
 
-/// Methods a resource endpoint does not serve. PATCH, Bulk and `.search`
-/// are advertised as unsupported in the ServiceProviderConfig: 501.
+/// Methods a resource endpoint does not serve. PATCH is advertised as
+/// unsupported in the ServiceProviderConfig, hence 501 rather than 405.
 pub async fn unsupported_method(req: HttpRequest) -> ScimHttpResult<HttpResponse> {
     if req.method() == actix_web::http::Method::PATCH {
         return Err(ScimError::not_implemented("PATCH is not supported by this server yet").into());
     }
-    Err(ScimError::new(405, None, format!("{} is not allowed on {}", req.method(), req.path())).into())
+    method_not_allowed(req).await
+}
+
+/// Methods an endpoint does not serve: 405 with the `Allow` header RFC 9110
+/// §15.5.6 requires.
+pub async fn method_not_allowed(req: HttpRequest) -> ScimHttpResult<HttpResponse> {
+    let error = ScimError::new(405, None, format!("{} is not allowed on {}", req.method(), req.path()));
+    let mut response = actix_web::ResponseError::error_response(&super::error::ScimHttpError::from(error));
+    response.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static(allowed_methods(req.path())),
+    );
+    Ok(response)
+}
+
+/// The methods served at a SCIM path, by the shape of the path.
+fn allowed_methods(path: &str) -> &'static str {
+    let last = path.rsplit('/').next().unwrap_or_default();
+    let parent = path.rsplit('/').nth(1).unwrap_or_default();
+    match (parent, last) {
+        (_, ".search") => "POST",
+        (_, "Users" | "Groups") => "GET, POST",
+        ("Users" | "Groups", _) => "GET, PUT, DELETE",
+        _ => "GET",
+    }
 }
 
 pub async fn not_implemented(req: HttpRequest) -> ScimHttpResult<HttpResponse> {

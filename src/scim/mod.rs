@@ -3,6 +3,7 @@
 //! ones, and the protocol's error type.
 
 pub mod error;
+pub mod filter;
 pub mod resource;
 pub mod schema;
 

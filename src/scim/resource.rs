@@ -177,10 +177,10 @@ impl<'r> Writer<'r> {
                 Ok(())
             }
             Mutability::ReadWrite | Mutability::Immutable => {
-                if let Some(v) = convert(self.kind, def, value, &path, false)? {
-                    if let Some(map) = self.values.get_mut(container) {
-                        map.insert(def.name.clone(), v);
-                    }
+                if let Some(v) = convert(self.kind, def, value, &path, false)?
+                    && let Some(map) = self.values.get_mut(container)
+                {
+                    map.insert(def.name.clone(), v);
                 }
                 Ok(())
             }
@@ -201,16 +201,16 @@ impl<'r> Writer<'r> {
     fn check_required(&self) -> ScimResult<()> {
         for (container, attrs, ext) in self.containers() {
             let values = &self.values[container];
-            if let Some(ext) = ext {
-                if values.is_empty() {
-                    if ext.required {
-                        return Err(ScimError::invalid_value(format!(
-                            "schema extension '{}' is required",
-                            ext.schema_urn
-                        )));
-                    }
-                    continue;
+            if let Some(ext) = ext
+                && values.is_empty()
+            {
+                if ext.required {
+                    return Err(ScimError::invalid_value(format!(
+                        "schema extension '{}' is required",
+                        ext.schema_urn
+                    )));
                 }
+                continue;
             }
             for def in attrs.iter().filter(|d| d.required && writable(d)) {
                 let path = self.display_path(container, &def.name);
@@ -525,7 +525,7 @@ fn is_base64(s: &str) -> bool {
     let length_ok = if padding == 0 {
         body.len() % 4 != 1
     } else {
-        padding <= 2 && s.len() % 4 == 0
+        padding <= 2 && s.len().is_multiple_of(4)
     };
     alphabet && length_ok
 }
@@ -650,7 +650,9 @@ impl Projection {
             .map(|d| d.name.to_ascii_lowercase())
             .collect();
         Ok(Projection {
-            include: attributes.map(|list| selectors(reg, kind, list)),
+            include: attributes
+                .filter(|list| !is_blank_list(list))
+                .map(|list| selectors(reg, kind, list)),
             exclude: excluded_attributes
                 .map(|list| selectors(reg, kind, list))
                 .unwrap_or_default(),
@@ -675,13 +677,18 @@ impl Projection {
         };
         // Whether the selector takes the attribute as a whole.
         let whole = |s: &Selector| s.sub.is_none() && (s.attr.is_none() || !extension) && touches(s);
-        if let Some(include) = &self.include {
-            if !include.iter().any(touches) {
-                return false;
-            }
+        if let Some(include) = &self.include
+            && !include.iter().any(touches)
+        {
+            return false;
         }
         !self.exclude.iter().any(whole)
     }
+}
+
+/// An empty `attributes=` is read as absent rather than as "nothing".
+fn is_blank_list(list: &str) -> bool {
+    list.split(',').all(|n| n.trim().is_empty())
 }
 
 fn selectors(reg: &SchemaRegistry, kind: ResourceKind, list: &str) -> Vec<Selector> {
@@ -949,5 +956,1091 @@ fn index_attr(def: &AttributeDef, value: &Value, prefix: &str, element: Option<u
                 value,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::scim::{ENTERPRISE_USER_SCHEMA, ScimType};
+
+    const USER: ResourceKind = ResourceKind::User;
+    const GROUP: ResourceKind = ResourceKind::Group;
+    const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+    const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+
+    /// RFC 7643 §8.2.
+    const RFC_FULL_USER: &str = r#"{
+      "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+      "id": "2819c223-7f76-453a-919d-413861904646",
+      "externalId": "701984",
+      "userName": "bjensen@example.com",
+      "name": {
+        "formatted": "Ms. Barbara J Jensen, III",
+        "familyName": "Jensen",
+        "givenName": "Barbara",
+        "middleName": "Jane",
+        "honorificPrefix": "Ms.",
+        "honorificSuffix": "III"
+      },
+      "displayName": "Babs Jensen",
+      "nickName": "Babs",
+      "profileUrl": "https://login.example.com/bjensen",
+      "emails": [
+        {"value": "bjensen@example.com", "type": "work", "primary": true},
+        {"value": "babs@jensen.org", "type": "home"}
+      ],
+      "addresses": [
+        {
+          "type": "work",
+          "streetAddress": "100 Universal City Plaza",
+          "locality": "Hollywood",
+          "region": "CA",
+          "postalCode": "91608",
+          "country": "USA",
+          "formatted": "100 Universal City Plaza\nHollywood, CA 91608 USA",
+          "primary": true
+        },
+        {
+          "type": "home",
+          "streetAddress": "456 Hollywood Blvd",
+          "locality": "Hollywood",
+          "region": "CA",
+          "postalCode": "91608",
+          "country": "USA",
+          "formatted": "456 Hollywood Blvd\nHollywood, CA 91608 USA"
+        }
+      ],
+      "phoneNumbers": [
+        {"value": "555-555-5555", "type": "work"},
+        {"value": "555-555-4444", "type": "mobile"}
+      ],
+      "ims": [{"value": "someaimhandle", "type": "aim"}],
+      "photos": [
+        {"value": "https://photos.example.com/profilephoto/72930000000Ccne/F", "type": "photo"},
+        {"value": "https://photos.example.com/profilephoto/72930000000Ccne/T", "type": "thumbnail"}
+      ],
+      "userType": "Employee",
+      "title": "Tour Guide",
+      "preferredLanguage": "en-US",
+      "locale": "en-US",
+      "timezone": "America/Los_Angeles",
+      "active": true,
+      "password": "t1meMa$heen",
+      "groups": [
+        {
+          "value": "e9e30dba-f08f-4109-8486-d5c6a331660a",
+          "$ref": "https://example.com/v2/Groups/e9e30dba-f08f-4109-8486-d5c6a331660a",
+          "display": "Tour Guides"
+        },
+        {
+          "value": "fc348aa8-3835-40eb-a20b-c726e15c55b5",
+          "$ref": "https://example.com/v2/Groups/fc348aa8-3835-40eb-a20b-c726e15c55b5",
+          "display": "Employees"
+        },
+        {
+          "value": "71ddacd2-a8e7-49b8-a5db-ae50d0a5bfd7",
+          "$ref": "https://example.com/v2/Groups/71ddacd2-a8e7-49b8-a5db-ae50d0a5bfd7",
+          "display": "US Employees"
+        }
+      ],
+      "x509Certificates": [
+        {
+          "value": "MIIDQzCCAqygAwIBAgICEAAwDQYJKoZIhvcNAQEFBQAwTjELMAkGA1UEBhMCVVMxEzARBgNVBAgMCkNhbGlmb3JuaWExFDASBgNVBAoMC2V4YW1wbGUuY29tMRQwEgYDVQQDDAtleGFtcGxlLmNvbTAeFw0xMTEwMjIwNjI0MzFaFw0xMjEwMDQwNjI0MzFaMH8xCzAJBgNVBAYTAlVTMRMwEQYDVQQIDApDYWxpZm9ybmlhMRQwEgYDVQQKDAtleGFtcGxlLmNvbTEhMB8GA1UEAwwYTXMuIEJhcmJhcmEgSiBKZW5zZW4gSUlJMSIwIAYJKoZIhvcNAQkBFhNiamVuc2VuQGV4YW1wbGUuY29tMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA7Kr+Dcds/JQ5GwejJFcBIP682X3xpjis56AK02bc1FLgzdLI8auoR+cC9/Vrh5t66HkQIOdA4unHh0AaZ4xL5PhVbXIPMB5vAPKpzz5iPSi8xO8SL7I7SDhcBVJhqVqr3HgllEG6UClDdHO7nkLuwXq8HcISKkbT5WFTVfFZzidPl8HZ7DhXkZIRtJwBweq4bvm3hM1Os7UQH05ZS6cVDgweKNwdLLrT51ikSQG3DYrl+ft781UQRIqxgwqCfXEuDiinPh0kkvIi5jivVu1Z9QiwlYEdRbLJ4zJQBmDrSGTMYn4lRc2HgHO4DqB/bnMVorHB0CC6AV1QoFK4GPe1LwIDAQABo3sweTAJBgNVHRMEAjAAMCwGCWCGSAGG+EIBDQQfFh1PcGVuU1NMIEdlbmVyYXRlZCBDZXJ0aWZpY2F0ZTAdBgNVHQ4EFgQU8pD0U0vsZIsaA16lL8En8bx0F/gwHwYDVR0jBBgwFoAUdGeKitcaF7gnzsNwDx708kqaVt0wDQYJKoZIhvcNAQEFBQADgYEAA81SsFnOdYJtNg5Tcq+/ByEDrBgnusx0jloUhByPMEVkoMZ3J7j1ZgI8rAbOkNngX8+pKfTiDz1RC4+dx8oU6Za+4NJXUjlL5CvV6BEYb1+QAEJwitTVvxB/A67g42/vzgAtoRUeDov1+GFiBZ+GNF/cAYKcMtGcrs2i97ZkJMo="
+        }
+      ],
+      "meta": {
+        "resourceType": "User",
+        "created": "2010-01-23T04:56:22Z",
+        "lastModified": "2011-05-13T04:42:34Z",
+        "version": "W\/\"a330bc54f0671c9\"",
+        "location": "https://example.com/v2/Users/2819c223-7f76-453a-919d-413861904646"
+      }
+    }"#;
+
+    /// RFC 7643 §8.4.
+    const RFC_GROUP: &str = r#"{
+      "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+      "id": "e9e30dba-f08f-4109-8486-d5c6a331660a",
+      "displayName": "Tour Guides",
+      "members": [
+        {
+          "value": "2819c223-7f76-453a-919d-413861904646",
+          "$ref": "https://example.com/v2/Users/2819c223-7f76-453a-919d-413861904646",
+          "display": "Babs Jensen"
+        },
+        {
+          "value": "902c246b-6245-4190-8e05-00816be7344a",
+          "$ref": "https://example.com/v2/Users/902c246b-6245-4190-8e05-00816be7344a",
+          "display": "Mandy Pepperidge"
+        }
+      ],
+      "meta": {
+        "resourceType": "Group",
+        "created": "2010-01-23T04:56:22Z",
+        "lastModified": "2011-05-13T04:42:34Z",
+        "version": "W\/\"3694e05e9dff592\"",
+        "location": "https://example.com/v2/Groups/e9e30dba-f08f-4109-8486-d5c6a331660a"
+      }
+    }"#;
+
+    fn reg() -> &'static SchemaRegistry {
+        SchemaRegistry::builtin()
+    }
+
+    fn parse(text: &str) -> Value {
+        serde_json::from_str(text).expect("test fixture is JSON")
+    }
+
+    /// RFC 7643 §8.3: the full user with the enterprise extension.
+    fn rfc_enterprise_user() -> Value {
+        let mut user = parse(RFC_FULL_USER);
+        user["schemas"] = json!([CORE_USER, ENTERPRISE_USER_SCHEMA]);
+        user[ENTERPRISE_USER_SCHEMA] = json!({
+            "employeeNumber": "701984",
+            "costCenter": "4130",
+            "organization": "Universal Studios",
+            "division": "Theme Park",
+            "department": "Tour Operations",
+            "manager": {
+                "value": "26118915-6090-4610-87e4-49d8ca9f808d",
+                "$ref": "../Users/26118915-6090-4610-87e4-49d8ca9f808d",
+                "displayName": "John Smith"
+            }
+        });
+        user
+    }
+
+    fn write(kind: ResourceKind, input: &Value) -> ScimResult<ValidatedWrite> {
+        validate_write(reg(), kind, input, None)
+    }
+
+    fn user_doc(input: Value) -> Value {
+        Value::Object(write(USER, &input).expect("the user is valid").document)
+    }
+
+    fn rejected(kind: ResourceKind, input: Value) -> ScimError {
+        write(kind, &input).expect_err("the input is invalid")
+    }
+
+    fn assert_rejected(kind: ResourceKind, input: Value, scim_type: ScimType, mentions: &str) {
+        let err = rejected(kind, input);
+        assert_eq!((err.status, err.scim_type), (400, Some(scim_type)), "{err}");
+        assert!(
+            err.detail.contains(mentions),
+            "'{}' should mention '{mentions}'",
+            err.detail
+        );
+    }
+
+    fn attr_def(def: Value) -> AttributeDef {
+        serde_json::from_value(def).expect("test attribute definition")
+    }
+
+    fn keys(v: &Value) -> Vec<&str> {
+        v.as_object()
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    // -- validate_write --------------------------------------------------
+
+    #[test]
+    fn rfc_full_user_example_is_accepted() {
+        let written = write(USER, &parse(RFC_FULL_USER)).expect("RFC 7643 §8.2 is valid");
+        let doc = Value::Object(written.document);
+        assert_eq!(doc["schemas"], json!([CORE_USER]));
+        assert_eq!(doc["externalId"], "701984");
+        assert_eq!(doc["userName"], "bjensen@example.com");
+        assert_eq!(doc["name"]["honorificSuffix"], "III");
+        assert_eq!(
+            doc["emails"][0],
+            json!({"value": "bjensen@example.com", "type": "work", "primary": true})
+        );
+        assert_eq!(doc["addresses"][0]["primary"], true);
+        assert_eq!(doc["active"], true);
+        assert_eq!(doc["x509Certificates"].as_array().map(Vec::len), Some(1));
+        for absent in ["id", "meta", "groups", "password"] {
+            assert!(doc.get(absent).is_none(), "{absent} must not be stored");
+        }
+        assert_eq!(written.password.as_deref(), Some("t1meMa$heen"));
+    }
+
+    #[test]
+    fn rfc_enterprise_user_example_is_accepted() {
+        let doc = user_doc(rfc_enterprise_user());
+        assert_eq!(doc["schemas"], json!([CORE_USER, ENTERPRISE_USER_SCHEMA]));
+        let ext = &doc[ENTERPRISE_USER_SCHEMA];
+        assert_eq!(ext["department"], "Tour Operations");
+        assert_eq!(
+            ext["manager"],
+            json!({"value": "26118915-6090-4610-87e4-49d8ca9f808d", "$ref": "../Users/26118915-6090-4610-87e4-49d8ca9f808d"}),
+            "the read-only manager.displayName is dropped"
+        );
+    }
+
+    #[test]
+    fn rfc_group_example_is_accepted_without_member_display() {
+        let doc = write(GROUP, &parse(RFC_GROUP))
+            .expect("RFC 7643 §8.4 is valid")
+            .document;
+        assert_eq!(doc["schemas"], json!([CORE_GROUP]));
+        assert_eq!(doc["displayName"], "Tour Guides");
+        assert_eq!(
+            doc["members"][1],
+            json!({
+                "value": "902c246b-6245-4190-8e05-00816be7344a",
+                "$ref": "https://example.com/v2/Users/902c246b-6245-4190-8e05-00816be7344a"
+            })
+        );
+    }
+
+    #[test]
+    fn document_keys_follow_schema_order_with_schemas_and_external_id_first() {
+        let doc = user_doc(json!({"active": true, "userName": "a", "externalId": "x", "displayName": "A"}));
+        assert_eq!(
+            keys(&doc),
+            ["schemas", "externalId", "userName", "displayName", "active"]
+        );
+    }
+
+    #[test]
+    fn non_object_input_is_rejected_with_invalid_syntax() {
+        for input in [json!([]), json!("user"), json!(null), json!(1)] {
+            assert_rejected(USER, input, ScimType::InvalidSyntax, "JSON object");
+        }
+    }
+
+    #[test]
+    fn entra_pascal_case_names_are_rewritten_to_canonical_case() {
+        let doc = user_doc(json!({
+            "Schemas": [CORE_USER],
+            "UserName": "bob@example.com",
+            "ExternalID": "e1",
+            "Name": {"GivenName": "Bob", "FAMILYNAME": "Jones"},
+            "Emails": [{"Value": "bob@example.com", "Type": "Work", "Primary": "True"}],
+            "Active": "False",
+            "URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER": {"Department": "R&D"}
+        }));
+        assert_eq!(
+            doc,
+            json!({
+                "schemas": [CORE_USER, ENTERPRISE_USER_SCHEMA],
+                "externalId": "e1",
+                "userName": "bob@example.com",
+                "name": {"familyName": "Jones", "givenName": "Bob"},
+                "active": false,
+                "emails": [{"value": "bob@example.com", "type": "work", "primary": true}],
+                ENTERPRISE_USER_SCHEMA: {"department": "R&D"}
+            })
+        );
+    }
+
+    #[test]
+    fn boolean_strings_are_accepted_in_any_case_but_other_strings_are_not() {
+        for (given, expected) in [("true", true), ("TRUE", true), ("False", false)] {
+            let doc = user_doc(json!({"userName": "a", "active": given}));
+            assert_eq!(doc["active"], expected);
+        }
+        assert_rejected(
+            USER,
+            json!({"userName": "a", "active": "yes"}),
+            ScimType::InvalidValue,
+            "active",
+        );
+        assert_rejected(
+            USER,
+            json!({"userName": "a", "active": 1}),
+            ScimType::InvalidValue,
+            "boolean",
+        );
+    }
+
+    #[test]
+    fn unknown_attribute_is_rejected_with_invalid_syntax() {
+        assert_rejected(
+            USER,
+            json!({"userName": "a", "favouriteColour": "blue"}),
+            ScimType::InvalidSyntax,
+            "favouriteColour",
+        );
+        assert_rejected(
+            GROUP,
+            json!({"displayName": "g", "userName": "a"}),
+            ScimType::InvalidSyntax,
+            "userName",
+        );
+    }
+
+    #[test]
+    fn unknown_sub_attribute_is_rejected_with_invalid_syntax() {
+        assert_rejected(
+            USER,
+            json!({"userName": "a", "name": {"nick": "b"}}),
+            ScimType::InvalidSyntax,
+            "name.nick",
+        );
+        assert_rejected(
+            USER,
+            json!({"userName": "a", "emails": [{"value": "a@b", "label": "x"}]}),
+            ScimType::InvalidSyntax,
+            "emails.label",
+        );
+    }
+
+    #[test]
+    fn unknown_urn_keyed_object_is_rejected_with_invalid_syntax() {
+        assert_rejected(
+            USER,
+            json!({"userName": "a", "urn:example:custom:User": {"x": 1}}),
+            ScimType::InvalidSyntax,
+            "urn:example:custom:User",
+        );
+        assert_rejected(
+            GROUP,
+            json!({"displayName": "g", ENTERPRISE_USER_SCHEMA: {"department": "x"}}),
+            ScimType::InvalidSyntax,
+            ENTERPRISE_USER_SCHEMA,
+        );
+    }
+
+    #[test]
+    fn unknown_extension_attribute_is_rejected_with_invalid_syntax() {
+        assert_rejected(
+            USER,
+            json!({"userName": "a", ENTERPRISE_USER_SCHEMA: {"badge": "7"}}),
+            ScimType::InvalidSyntax,
+            "enterprise:2.0:User:badge",
+        );
+        assert_rejected(
+            USER,
+            json!({"userName": "a", ENTERPRISE_USER_SCHEMA: "R&D"}),
+            ScimType::InvalidSyntax,
+            "JSON object",
+        );
+    }
+
+    #[test]
+    fn schemas_must_be_an_array_of_strings() {
+        for schemas in [json!(CORE_USER), json!([1]), json!({"a": CORE_USER})] {
+            assert_rejected(
+                USER,
+                json!({"schemas": schemas, "userName": "a"}),
+                ScimType::InvalidSyntax,
+                "schemas",
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_and_legacy_schema_urns_are_ignored() {
+        let doc = user_doc(json!({
+            "schemas": ["urn:scim:schemas:core:2.0", "urn:scim:schemas:core:1.0", "urn:example:other"],
+            "userName": "a"
+        }));
+        assert_eq!(doc["schemas"], json!([CORE_USER]));
+    }
+
+    #[test]
+    fn schemas_lists_the_extension_only_when_it_holds_data() {
+        let input = json!({"schemas": [CORE_USER, ENTERPRISE_USER_SCHEMA], "userName": "a", ENTERPRISE_USER_SCHEMA: {"department": null}});
+        let doc = user_doc(input);
+        assert_eq!(doc["schemas"], json!([CORE_USER]));
+        assert!(doc.get(ENTERPRISE_USER_SCHEMA).is_none());
+        let doc = user_doc(json!({"userName": "a"}));
+        assert_eq!(
+            doc["schemas"],
+            json!([CORE_USER]),
+            "absent schemas means the core schema"
+        );
+    }
+
+    #[test]
+    fn urn_qualified_extension_attributes_are_nested_under_the_extension() {
+        let doc = user_doc(json!({
+            "userName": "a",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "42",
+            ENTERPRISE_USER_SCHEMA: {"costCenter": "4130"}
+        }));
+        assert_eq!(
+            doc[ENTERPRISE_USER_SCHEMA],
+            json!({"employeeNumber": "42", "costCenter": "4130"})
+        );
+    }
+
+    #[test]
+    fn core_urn_qualified_attributes_are_accepted() {
+        let doc = user_doc(json!({
+            "urn:ietf:params:scim:schemas:core:2.0:User:userName": "a",
+            "urn:ietf:params:scim:schemas:core:2.0:User:name": {"givenName": "A"}
+        }));
+        assert_eq!(doc["userName"], "a");
+        assert_eq!(doc["name"], json!({"givenName": "A"}));
+    }
+
+    #[test]
+    fn an_attribute_given_twice_in_different_case_is_rejected() {
+        assert_rejected(
+            USER,
+            json!({"userName": "a", "USERNAME": "b"}),
+            ScimType::InvalidSyntax,
+            "more than once",
+        );
+        assert_rejected(
+            USER,
+            json!({"userName": "a", ENTERPRISE_USER_SCHEMA: {"department": "x"}, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:Department": "y"}),
+            ScimType::InvalidSyntax,
+            "more than once",
+        );
+        assert_rejected(
+            USER,
+            json!({"userName": "a", "name": {"givenName": "a", "GivenName": "b"}}),
+            ScimType::InvalidSyntax,
+            "name.givenName",
+        );
+    }
+
+    #[test]
+    fn read_only_attributes_are_ignored() {
+        let doc = user_doc(json!({
+            "id": "client-chosen",
+            "meta": {"created": "nonsense"},
+            "userName": "a",
+            "groups": [{"value": "g1"}],
+            ENTERPRISE_USER_SCHEMA: {"manager": {"value": "m", "displayName": "Boss"}}
+        }));
+        assert_eq!(keys(&doc), ["schemas", "userName", ENTERPRISE_USER_SCHEMA]);
+        assert_eq!(doc[ENTERPRISE_USER_SCHEMA]["manager"], json!({"value": "m"}));
+    }
+
+    #[test]
+    fn group_member_display_is_dropped() {
+        let doc = write(
+            GROUP,
+            &json!({"displayName": "g", "members": [{"value": "u1", "display": "U One", "type": "User"}]}),
+        )
+        .expect("valid group")
+        .document;
+        assert_eq!(doc["members"], json!([{"value": "u1", "type": "User"}]));
+    }
+
+    #[test]
+    fn wrong_type_is_rejected_with_invalid_value_naming_attribute_and_type() {
+        let cases = [
+            (json!({"userName": 7}), "'userName' must be a string"),
+            (
+                json!({"userName": "a", "name": "Bob"}),
+                "'name' must be a complex value",
+            ),
+            (
+                json!({"userName": "a", "emails": ["a@b"]}),
+                "'emails' must be a complex value",
+            ),
+            (
+                json!({"userName": "a", "profileUrl": true}),
+                "'profileUrl' must be a reference",
+            ),
+            (
+                json!({"userName": "a", "emails": [{"primary": "maybe"}]}),
+                "'emails.primary' must be a boolean",
+            ),
+            (
+                json!({"userName": "a", "externalId": 12}),
+                "'externalId' must be a string",
+            ),
+            (
+                json!({"userName": "a", "displayName": {"x": 1}}),
+                "'displayName' must be a string",
+            ),
+        ];
+        for (input, message) in cases {
+            assert_rejected(USER, input, ScimType::InvalidValue, message);
+        }
+    }
+
+    #[test]
+    fn objects_nested_deeper_than_the_schema_are_rejected_with_invalid_syntax() {
+        assert_rejected(
+            USER,
+            json!({"userName": "a", "name": {"givenName": {"first": "A"}}}),
+            ScimType::InvalidSyntax,
+            "name.givenName",
+        );
+        assert_rejected(
+            USER,
+            json!({"userName": "a", "emails": [{"value": {"address": "a@b"}}]}),
+            ScimType::InvalidSyntax,
+            "emails.value",
+        );
+    }
+
+    #[test]
+    fn deeply_nested_input_is_rejected_without_panicking() {
+        let mut deep = json!("bottom");
+        for _ in 0..100 {
+            deep = json!([deep]);
+        }
+        for value in [
+            deep.clone(),
+            json!({"value": deep.clone()}),
+            json!([{"value": deep.clone()}]),
+        ] {
+            let err = rejected(USER, json!({"userName": "a", "emails": value}));
+            assert_eq!(err.status, 400);
+        }
+        let err = rejected(USER, json!({"userName": deep}));
+        assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
+    }
+
+    #[test]
+    fn integers_must_have_no_fraction() {
+        let def = attr_def(json!({"name": "count", "type": "integer"}));
+        let ok = |v: Value| convert(USER, &def, &v, "count", false).expect("an integer");
+        assert_eq!(ok(json!(3)), Some(json!(3)));
+        assert_eq!(ok(json!(-3)), Some(json!(-3)));
+        assert_eq!(ok(json!(4.0)), Some(json!(4)));
+        for bad in [json!(1.5), json!("3"), json!(true)] {
+            let err = convert(USER, &def, &bad, "count", false).expect_err("not an integer");
+            assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
+            assert!(err.detail.contains("'count' must be an integer"), "{}", err.detail);
+        }
+    }
+
+    #[test]
+    fn decimals_accept_any_json_number() {
+        let def = attr_def(json!({"name": "ratio", "type": "decimal"}));
+        assert_eq!(
+            convert(USER, &def, &json!(1.25), "ratio", false).ok(),
+            Some(Some(json!(1.25)))
+        );
+        assert_eq!(
+            convert(USER, &def, &json!(2), "ratio", false).ok(),
+            Some(Some(json!(2)))
+        );
+        assert!(convert(USER, &def, &json!("1.25"), "ratio", false).is_err());
+    }
+
+    #[test]
+    fn date_times_are_stored_as_utc_with_z() {
+        let def = attr_def(json!({"name": "hired", "type": "dateTime"}));
+        let stored = |s: &str| convert(USER, &def, &json!(s), "hired", false).ok().flatten();
+        assert_eq!(stored("2015-09-15T04:56:22Z"), Some(json!("2015-09-15T04:56:22Z")));
+        assert_eq!(stored("2015-09-15T06:56:22+02:00"), Some(json!("2015-09-15T04:56:22Z")));
+        assert_eq!(
+            stored("2015-09-15T04:56:22.5-01:00"),
+            Some(json!("2015-09-15T05:56:22.500Z"))
+        );
+        assert_eq!(stored("2015-09-15T04:56:22"), Some(json!("2015-09-15T04:56:22Z")));
+        for bad in ["2015-09-15", "yesterday", "2015-13-01T00:00:00Z", ""] {
+            let err = convert(USER, &def, &json!(bad), "hired", false).expect_err("not a dateTime");
+            assert!(err.detail.contains("'hired' must be an xsd:dateTime"), "{}", err.detail);
+        }
+    }
+
+    #[test]
+    fn binary_values_must_be_base64() {
+        let input = |v: &str| json!({"userName": "a", "x509Certificates": [{"value": v}]});
+        assert!(write(USER, &input("TWFu")).is_ok());
+        assert!(write(USER, &input("TWE=")).is_ok());
+        assert!(write(USER, &input("TQ==")).is_ok());
+        for bad in ["not base64!", "TQ=", "T", "TQ===", "TW-u"] {
+            assert_rejected(USER, input(bad), ScimType::InvalidValue, "x509Certificates.value");
+        }
+    }
+
+    #[test]
+    fn a_single_value_for_a_multi_valued_attribute_is_wrapped() {
+        let doc = user_doc(json!({"userName": "a", "emails": {"value": "a@b", "type": "work"}}));
+        assert_eq!(doc["emails"], json!([{"value": "a@b", "type": "work"}]));
+    }
+
+    #[test]
+    fn an_array_for_a_singular_attribute_is_rejected_with_invalid_value() {
+        assert_rejected(
+            USER,
+            json!({"userName": ["a", "b"]}),
+            ScimType::InvalidValue,
+            "userName",
+        );
+        assert_rejected(
+            USER,
+            json!({"userName": "a", "name": [{"givenName": "A"}]}),
+            ScimType::InvalidValue,
+            "'name' is single-valued",
+        );
+    }
+
+    #[test]
+    fn null_and_empty_values_mean_unassigned() {
+        let doc = user_doc(json!({
+            "userName": "a",
+            "displayName": null,
+            "emails": [],
+            "phoneNumbers": [null],
+            "name": {"givenName": null},
+            "nickName": [],
+            "addresses": null
+        }));
+        assert_eq!(keys(&doc), ["schemas", "userName"]);
+    }
+
+    #[test]
+    fn strings_longer_than_the_limit_are_rejected() {
+        let long = "x".repeat(MAX_STRING_CHARS + 1);
+        assert_rejected(
+            USER,
+            json!({"userName": "a", "displayName": long}),
+            ScimType::InvalidValue,
+            "displayName",
+        );
+        let multibyte = "é".repeat(MAX_STRING_CHARS);
+        assert!(write(USER, &json!({"userName": "a", "displayName": multibyte})).is_ok());
+    }
+
+    #[test]
+    fn manager_given_as_a_plain_string_becomes_its_value() {
+        let doc = user_doc(json!({"userName": "a", ENTERPRISE_USER_SCHEMA: {"manager": "m-1"}}));
+        assert_eq!(doc[ENTERPRISE_USER_SCHEMA]["manager"], json!({"value": "m-1"}));
+        let doc = user_doc(
+            json!({"userName": "a", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager": "m-2"}),
+        );
+        assert_eq!(doc[ENTERPRISE_USER_SCHEMA]["manager"], json!({"value": "m-2"}));
+        let doc = user_doc(json!({"userName": "a", ENTERPRISE_USER_SCHEMA: {"manager": ""}}));
+        assert!(
+            doc.get(ENTERPRISE_USER_SCHEMA).is_none(),
+            "an empty manager id is unassigned"
+        );
+    }
+
+    #[test]
+    fn canonical_values_are_rewritten_and_other_values_accepted() {
+        let doc = user_doc(json!({
+            "userName": "a",
+            "emails": [{"value": "a@b", "type": "WORK"}, {"value": "c@d", "type": "Holiday"}],
+            "ims": [{"value": "h", "type": "Skype"}]
+        }));
+        assert_eq!(doc["emails"][0]["type"], "work");
+        assert_eq!(doc["emails"][1]["type"], "Holiday");
+        assert_eq!(doc["ims"][0]["type"], "skype");
+    }
+
+    #[test]
+    fn group_member_type_must_be_user_or_group() {
+        let group = |t: &str| json!({"displayName": "g", "members": [{"value": "m", "type": t}]});
+        let doc = write(GROUP, &group("group")).expect("valid group").document;
+        assert_eq!(doc["members"][0]["type"], "Group");
+        assert_rejected(GROUP, group("Robot"), ScimType::InvalidValue, "members.type");
+    }
+
+    #[test]
+    fn more_than_one_primary_value_is_rejected() {
+        assert_rejected(
+            USER,
+            json!({"userName": "a", "emails": [{"value": "a@b", "primary": true}, {"value": "c@d", "primary": "True"}]}),
+            ScimType::InvalidValue,
+            "emails",
+        );
+        let doc = user_doc(
+            json!({"userName": "a", "emails": [{"value": "a@b", "primary": true}, {"value": "c@d", "primary": false}]}),
+        );
+        assert_eq!(doc["emails"][1]["primary"], false);
+    }
+
+    #[test]
+    fn missing_or_blank_required_attributes_are_rejected() {
+        assert_rejected(
+            USER,
+            json!({"displayName": "no user name"}),
+            ScimType::InvalidValue,
+            "'userName' is required",
+        );
+        assert_rejected(USER, json!({"userName": "  "}), ScimType::InvalidValue, "userName");
+        assert_rejected(USER, json!({"userName": null}), ScimType::InvalidValue, "userName");
+        assert_rejected(
+            GROUP,
+            json!({"members": []}),
+            ScimType::InvalidValue,
+            "'displayName' is required",
+        );
+    }
+
+    #[test]
+    fn a_member_without_value_is_rejected() {
+        assert_rejected(
+            GROUP,
+            json!({"displayName": "g", "members": [{"display": "Who"}]}),
+            ScimType::InvalidValue,
+            "members.value",
+        );
+        assert_rejected(
+            GROUP,
+            json!({"displayName": "g", "members": [{"type": "User"}]}),
+            ScimType::InvalidValue,
+            "members.value",
+        );
+    }
+
+    #[test]
+    fn password_is_taken_out_of_the_document_and_redacted_in_debug() {
+        let written = write(USER, &json!({"userName": "a", "Password": "s3cret!"})).expect("valid user");
+        assert!(written.document.get("password").is_none());
+        assert_eq!(written.password.as_deref(), Some("s3cret!"));
+        let debug = format!("{written:?}");
+        assert!(!debug.contains("s3cret!") && debug.contains("redacted"), "{debug}");
+        assert_eq!(
+            write(USER, &json!({"userName": "a"})).map(|w| w.password).ok(),
+            Some(None)
+        );
+        assert_rejected(
+            USER,
+            json!({"userName": "a", "password": ""}),
+            ScimType::InvalidValue,
+            "password",
+        );
+        assert_rejected(
+            USER,
+            json!({"userName": "a", "password": 1234}),
+            ScimType::InvalidValue,
+            "password",
+        );
+    }
+
+    /// The builtin registry with `employeeNumber` made immutable, and a
+    /// multi-valued string `aliases` added to the User schema.
+    fn modified_registry() -> SchemaRegistry {
+        let mut docs: Vec<Value> = reg().schema_documents().cloned().collect();
+        for doc in &mut docs {
+            if doc["id"] == ENTERPRISE_USER_SCHEMA {
+                for attr in doc["attributes"].as_array_mut().into_iter().flatten() {
+                    if attr["name"] == "employeeNumber" {
+                        attr["mutability"] = json!("immutable");
+                    }
+                }
+            }
+            if doc["id"] == CORE_USER
+                && let Some(attrs) = doc["attributes"].as_array_mut()
+            {
+                attrs.push(json!({"name": "aliases", "type": "string", "multiValued": true, "caseExact": true}));
+            }
+        }
+        SchemaRegistry::from_documents(docs).expect("modified schemas are valid")
+    }
+
+    fn replace(reg: &SchemaRegistry, input: Value, existing: Value) -> ScimResult<Value> {
+        validate_write(reg, USER, &input, Some(&existing)).map(|w| Value::Object(w.document))
+    }
+
+    #[test]
+    fn an_immutable_attribute_cannot_change_on_replace() {
+        let reg = modified_registry();
+        let existing = json!({"userName": "a", ENTERPRISE_USER_SCHEMA: {"employeeNumber": "1"}});
+        let input = json!({"userName": "a", ENTERPRISE_USER_SCHEMA: {"employeeNumber": "2"}});
+        let err = replace(&reg, input, existing.clone()).expect_err("immutable");
+        assert_eq!(err.scim_type, Some(ScimType::Mutability));
+        assert!(err.detail.contains("employeeNumber"), "{}", err.detail);
+        let same = json!({"userName": "b", ENTERPRISE_USER_SCHEMA: {"employeeNumber": "1"}});
+        assert!(replace(&reg, same, existing).is_ok());
+    }
+
+    #[test]
+    fn an_immutable_attribute_may_be_set_when_unassigned() {
+        let reg = modified_registry();
+        let input = json!({"userName": "a", ENTERPRISE_USER_SCHEMA: {"employeeNumber": "2"}});
+        let doc = replace(&reg, input, json!({"userName": "a"})).expect("was unassigned");
+        assert_eq!(doc[ENTERPRISE_USER_SCHEMA]["employeeNumber"], "2");
+    }
+
+    #[test]
+    fn an_immutable_attribute_omitted_on_replace_keeps_its_stored_value() {
+        let reg = modified_registry();
+        let existing = json!({"userName": "a", ENTERPRISE_USER_SCHEMA: {"employeeNumber": "1"}});
+        let doc = replace(&reg, json!({"userName": "a"}), existing).expect("omitted");
+        assert_eq!(doc[ENTERPRISE_USER_SCHEMA]["employeeNumber"], "1");
+        assert_eq!(doc["schemas"], json!([CORE_USER, ENTERPRISE_USER_SCHEMA]));
+    }
+
+    #[test]
+    fn group_members_can_be_replaced_although_their_sub_attributes_are_immutable() {
+        let existing = json!({"displayName": "g", "members": [{"value": "u1", "type": "User"}]});
+        let input = json!({"displayName": "g", "members": [{"value": "u2", "type": "Group"}]});
+        let doc = validate_write(reg(), GROUP, &input, Some(&existing))
+            .expect("members are replaceable")
+            .document;
+        assert_eq!(doc["members"], json!([{"value": "u2", "type": "Group"}]));
+    }
+
+    #[test]
+    fn normalize_datetime_uses_utc_microseconds() {
+        assert_eq!(
+            normalize_datetime("2011-05-13T04:42:34Z").as_deref(),
+            Some("2011-05-13T04:42:34.000000Z")
+        );
+        assert_eq!(
+            normalize_datetime("2011-05-13T06:42:34.123+02:00").as_deref(),
+            Some("2011-05-13T04:42:34.123000Z")
+        );
+        assert_eq!(
+            normalize_datetime("2011-05-13T04:42:34.1234567Z").as_deref(),
+            Some("2011-05-13T04:42:34.123456Z")
+        );
+        assert_eq!(normalize_datetime("2011-05-13"), None);
+        assert_eq!(normalize_datetime("10000-01-01T00:00:00"), None);
+        let a = normalize_datetime("2011-05-13T04:42:34.9Z");
+        let b = normalize_datetime("2011-05-13T04:42:35Z");
+        assert!(a < b, "text order is time order");
+    }
+
+    // -- projection ------------------------------------------------------
+
+    fn stored_user() -> Value {
+        let mut doc = user_doc(rfc_enterprise_user());
+        doc["id"] = json!("2819c223");
+        doc["meta"] = json!({"resourceType": "User", "created": "2010-01-23T04:56:22Z", "lastModified": "2011-05-13T04:42:34Z", "location": "/Users/2819c223", "version": "W/\"1\""});
+        doc["groups"] = json!([{"value": "g1", "display": "Tour Guides", "type": "direct"}]);
+        doc["password"] = json!("must never leak");
+        doc
+    }
+
+    fn projected(attributes: Option<&str>, excluded: Option<&str>) -> Value {
+        let projection = Projection::parse(reg(), USER, attributes, excluded).expect("projection");
+        project(reg(), USER, &stored_user(), &projection)
+    }
+
+    #[test]
+    fn default_projection_returns_everything_but_never_returned_attributes() {
+        let out = project(reg(), USER, &stored_user(), &Projection::all());
+        assert!(out.get("password").is_none());
+        for present in ["userName", "emails", "groups", "meta", ENTERPRISE_USER_SCHEMA] {
+            assert!(out.get(present).is_some(), "{present}");
+        }
+    }
+
+    #[test]
+    fn projected_keys_put_schemas_id_external_id_first_and_meta_last() {
+        let out = projected(None, None);
+        let keys = keys(&out);
+        assert_eq!(keys[..4], ["schemas", "id", "externalId", "userName"]);
+        assert_eq!(keys.last(), Some(&"meta"));
+    }
+
+    #[test]
+    fn attributes_returns_the_named_attributes_and_those_returned_always() {
+        let out = projected(Some("userName,displayName"), None);
+        assert_eq!(keys(&out), ["schemas", "id", "userName", "displayName"]);
+    }
+
+    #[test]
+    fn attributes_with_a_sub_attribute_returns_only_that_sub_attribute() {
+        let out = projected(Some("name.givenName"), None);
+        assert_eq!(out["name"], json!({"givenName": "Barbara"}));
+        let out = projected(Some("emails.value"), None);
+        assert_eq!(
+            out["emails"],
+            json!([{"value": "bjensen@example.com"}, {"value": "babs@jensen.org"}])
+        );
+        let out = projected(Some("meta.lastModified"), None);
+        assert_eq!(out["meta"], json!({"lastModified": "2011-05-13T04:42:34Z"}));
+    }
+
+    #[test]
+    fn attributes_accepts_urn_qualified_names_and_bare_extension_urns() {
+        let out = projected(Some("urn:ietf:params:scim:schemas:core:2.0:User:userName"), None);
+        assert_eq!(keys(&out), ["schemas", "id", "userName"]);
+        let out = projected(
+            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"),
+            None,
+        );
+        assert_eq!(
+            out[ENTERPRISE_USER_SCHEMA],
+            json!({"manager": {"value": "26118915-6090-4610-87e4-49d8ca9f808d"}})
+        );
+        let out = projected(Some(ENTERPRISE_USER_SCHEMA), None);
+        assert_eq!(out[ENTERPRISE_USER_SCHEMA], stored_user()[ENTERPRISE_USER_SCHEMA]);
+        assert!(out.get("userName").is_none());
+    }
+
+    #[test]
+    fn excluded_attributes_removes_attributes_and_sub_attributes_but_not_always_returned_ones() {
+        let out = projected(
+            None,
+            Some(
+                "emails,name.familyName,id,schemas,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+            ),
+        );
+        assert!(out.get("emails").is_none());
+        assert!(out["name"].get("familyName").is_none());
+        assert_eq!(out["name"]["givenName"], "Barbara");
+        assert!(out.get("id").is_some() && out.get("schemas").is_some());
+        assert!(out[ENTERPRISE_USER_SCHEMA].get("department").is_none());
+        assert!(out[ENTERPRISE_USER_SCHEMA].get("costCenter").is_some());
+        let out = projected(None, Some(ENTERPRISE_USER_SCHEMA));
+        assert!(out.get(ENTERPRISE_USER_SCHEMA).is_none());
+    }
+
+    #[test]
+    fn attribute_names_in_projections_are_case_insensitive_and_unknown_ones_ignored() {
+        let out = projected(Some("USERNAME, nope, name.nope"), Some("whatever"));
+        assert_eq!(keys(&out), ["schemas", "id", "userName"]);
+        let out = projected(None, Some("nope"));
+        assert_eq!(out, projected(None, None));
+    }
+
+    #[test]
+    fn an_empty_attributes_list_is_read_as_absent() {
+        assert_eq!(projected(Some(" , "), None), projected(None, None));
+    }
+
+    #[test]
+    fn attributes_then_excluded_attributes_both_apply() {
+        let out = projected(Some("name,emails"), Some("name.givenName"));
+        assert_eq!(keys(&out), ["schemas", "id", "name", "emails"]);
+        assert!(out["name"].get("givenName").is_none());
+    }
+
+    #[test]
+    fn includes_tells_the_store_which_top_level_attributes_to_load() {
+        let group = |a: Option<&str>, e: Option<&str>| Projection::parse(reg(), GROUP, a, e).expect("projection");
+        assert!(Projection::all().includes("members"));
+        assert!(!group(None, Some("members")).includes("members"));
+        assert!(group(None, Some("members.value")).includes("members"));
+        assert!(group(Some("members.value"), None).includes("Members"));
+        assert!(!group(Some("displayName"), None).includes("members"));
+        assert!(group(Some("displayName"), None).includes("id"));
+        let user = |a: Option<&str>, e: Option<&str>| Projection::parse(reg(), USER, a, e).expect("projection");
+        assert!(!user(None, Some("groups")).includes("groups"));
+        assert!(user(Some(ENTERPRISE_USER_SCHEMA), None).includes(ENTERPRISE_USER_SCHEMA));
+        assert!(!user(Some(ENTERPRISE_USER_SCHEMA), None).includes("groups"));
+        let dept = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department";
+        assert!(user(None, Some(dept)).includes(ENTERPRISE_USER_SCHEMA));
+    }
+
+    #[test]
+    fn group_projection_keeps_members_by_default_and_drops_them_when_excluded() {
+        let mut group = Value::Object(write(GROUP, &parse(RFC_GROUP)).expect("valid group").document);
+        group["id"] = json!("e9e30dba");
+        let out = project(reg(), GROUP, &group, &Projection::all());
+        assert_eq!(out["members"].as_array().map(Vec::len), Some(2));
+        let projection = Projection::parse(reg(), GROUP, None, Some("members")).expect("projection");
+        assert_eq!(
+            keys(&project(reg(), GROUP, &group, &projection)),
+            ["schemas", "id", "displayName"]
+        );
+    }
+
+    // -- index_values ----------------------------------------------------
+
+    fn text(value: &str, case_exact: bool) -> IndexedScalar {
+        IndexedScalar::Text {
+            value: value.to_string(),
+            case_exact,
+        }
+    }
+
+    fn entry(values: &[IndexValue], attr: &str, element: Option<u32>) -> Option<IndexedScalar> {
+        values
+            .iter()
+            .find(|v| v.attr == attr && v.element == element)
+            .map(|v| v.value.clone())
+    }
+
+    #[test]
+    fn index_values_flattens_a_full_user() {
+        let values = index_values(reg(), USER, &stored_user());
+        assert_eq!(
+            entry(&values, "username", None),
+            Some(text("bjensen@example.com", false))
+        );
+        assert_eq!(entry(&values, "externalid", None), Some(text("701984", true)));
+        assert_eq!(entry(&values, "name.familyname", None), Some(text("Jensen", false)));
+        assert_eq!(entry(&values, "active", None), Some(IndexedScalar::Bool(true)));
+        assert_eq!(
+            entry(&values, "emails.value", Some(1)),
+            Some(text("babs@jensen.org", false))
+        );
+        assert_eq!(entry(&values, "emails.type", Some(1)), Some(text("home", false)));
+        assert_eq!(
+            entry(&values, "emails.primary", Some(0)),
+            Some(IndexedScalar::Bool(true))
+        );
+        assert_eq!(
+            entry(&values, "addresses.postalcode", Some(1)),
+            Some(text("91608", false))
+        );
+        assert!(matches!(
+            entry(&values, "x509certificates.value", Some(0)),
+            Some(IndexedScalar::Text { case_exact: true, .. })
+        ));
+        let ext = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user";
+        assert_eq!(
+            entry(&values, &format!("{ext}:department"), None),
+            Some(text("Tour Operations", false))
+        );
+        assert_eq!(
+            entry(&values, &format!("{ext}:manager.value"), None),
+            Some(text("26118915-6090-4610-87e4-49d8ca9f808d", false))
+        );
+        for skipped in ["schemas", "id", "password", "groups", "meta"] {
+            assert!(
+                !values
+                    .iter()
+                    .any(|v| v.attr == skipped || v.attr.starts_with(&format!("{skipped}."))),
+                "{skipped} must not be indexed"
+            );
+        }
+        assert_eq!(values.iter().filter(|v| v.attr == "emails.value").count(), 2);
+    }
+
+    #[test]
+    fn index_keys_match_resolved_paths() {
+        for path in [
+            "userName",
+            "name.familyName",
+            "emails.value",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+        ] {
+            let key = reg().resolve_path(USER, path).map(|r| r.index_key());
+            let values = index_values(reg(), USER, &stored_user());
+            assert!(values.iter().any(|v| Some(&v.attr) == key.as_ref()), "{path} → {key:?}");
+        }
+    }
+
+    #[test]
+    fn index_values_skips_group_members() {
+        let group = Value::Object(write(GROUP, &parse(RFC_GROUP)).expect("valid group").document);
+        let values = index_values(reg(), GROUP, &group);
+        assert_eq!(
+            values,
+            vec![IndexValue {
+                attr: "displayname".into(),
+                element: None,
+                value: text("Tour Guides", false)
+            }]
+        );
+    }
+
+    #[test]
+    fn index_values_flattens_multi_valued_simple_attributes_with_their_index() {
+        let reg = modified_registry();
+        let doc = validate_write(&reg, USER, &json!({"userName": "a", "aliases": ["x", "y"]}), None)
+            .expect("valid")
+            .document;
+        let values = index_values(&reg, USER, &Value::Object(doc));
+        assert_eq!(entry(&values, "aliases", Some(0)), Some(text("x", true)));
+        assert_eq!(entry(&values, "aliases", Some(1)), Some(text("y", true)));
+    }
+
+    #[test]
+    fn indexed_scalar_normalizes_date_times_and_numbers() {
+        let modified = reg().resolve_path(USER, "meta.lastModified").map(|r| r.leaf());
+        let modified = modified.expect("meta.lastModified resolves");
+        assert_eq!(
+            indexed_scalar(modified, &json!("2011-05-13T04:42:34Z")),
+            Some(IndexedScalar::DateTime("2011-05-13T04:42:34.000000Z".into()))
+        );
+        let def = attr_def(json!({"name": "n", "type": "integer"}));
+        assert_eq!(indexed_scalar(&def, &json!(3)), Some(IndexedScalar::Number(3.0)));
+        assert_eq!(indexed_scalar(&def, &json!("3")), None);
     }
 }

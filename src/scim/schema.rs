@@ -265,12 +265,19 @@ impl SchemaRegistry {
 
     fn from_bundled() -> Result<Self, String> {
         let mut documents = Vec::with_capacity(BUNDLED.len());
-        let mut schemas = Vec::with_capacity(BUNDLED.len());
         for (file, text) in BUNDLED {
-            let doc: Value = serde_json::from_str(text).map_err(|e| format!("{file} is not JSON: {e}"))?;
-            let schema: Schema =
-                serde_json::from_value(doc.clone()).map_err(|e| format!("{file} is not a schema document: {e}"))?;
-            documents.push(doc);
+            documents.push(serde_json::from_str(text).map_err(|e| format!("{file} is not JSON: {e}"))?);
+        }
+        Self::from_documents(documents)
+    }
+
+    /// Builds a registry from schema documents, which must include the core
+    /// User and Group schemas and the extensions resource types refer to.
+    pub fn from_documents(documents: Vec<Value>) -> Result<Self, String> {
+        let mut schemas = Vec::with_capacity(documents.len());
+        for doc in &documents {
+            let schema: Schema = serde_json::from_value(doc.clone())
+                .map_err(|e| format!("{} is not a schema document: {e}", doc["id"].as_str().unwrap_or("?")))?;
             schemas.push(schema);
         }
         let common: Vec<AttributeDef> =

@@ -109,6 +109,21 @@ impl Store {
         })
     }
 
+    /// Creates a service user and its first key in one transaction.
+    pub async fn create_service_user_with_key(
+        &self,
+        service_user: NewServiceUser<'_>,
+        key: NewKey<'_>,
+    ) -> StoreResult<(ServiceUserRow, ApiKeyRow)> {
+        let txn = self.writer().begin().await?;
+        let tenant_id = service_user.tenant_id.to_string();
+        let service_user = insert_service_user(&txn, service_user).await?;
+        let key = insert_key(&txn, &tenant_id, &service_user.id, key).await?;
+        bump_auth_epoch(&txn).await?;
+        txn.commit().await?;
+        Ok((service_user, key))
+    }
+
     /// Writes the batched `lastUsedAt` times; a key deleted meanwhile is skipped.
     pub async fn record_key_use(&self, uses: &[(String, DateTime<Utc>)]) -> StoreResult<()> {
         if uses.is_empty() {

@@ -10,6 +10,7 @@
 
 pub mod entities;
 pub mod keys;
+pub mod query;
 pub mod resources;
 pub mod tenants;
 
@@ -32,6 +33,9 @@ pub enum StoreError {
     /// The request referenced something that does not exist or is not allowed.
     #[error("invalid reference: {0}")]
     InvalidReference(String),
+    /// A query the store cannot express (an unfilterable attribute).
+    #[error("unsupported query: {0}")]
+    Unsupported(String),
     #[error("database error: {0}")]
     Db(#[from] DbErr),
     #[error("stored data is corrupt: {0}")]

@@ -144,6 +144,13 @@ impl Store {
         insert_index(&txn, tenant_id, &id, &write.index).await?;
         if let Some(members) = &members {
             insert_members(&txn, tenant_id, &id, members).await?;
+            // Their derived `groups` changed, so must their versions.
+            let users: Vec<String> = members
+                .iter()
+                .filter(|(_, k)| *k == ResourceKind::User)
+                .map(|(m, _)| m.clone())
+                .collect();
+            touch_resources(&txn, tenant_id, &users, &at).await?;
         }
         txn.commit().await?;
         Ok(StoredResource {
@@ -246,7 +253,8 @@ impl Store {
         txn.execute(&delete_index).await?;
         insert_index(&txn, tenant_id, id, &write.index).await?;
         if let Some(members) = members {
-            replace_members(&txn, tenant_id, id, members).await?;
+            let changed_users = replace_members(&txn, tenant_id, id, members).await?;
+            touch_resources(&txn, tenant_id, &changed_users, &at).await?;
         }
         txn.commit().await?;
         Ok(StoredResource {
@@ -285,10 +293,12 @@ impl Store {
             }
             delete.and_where(Expr::col("version").eq(expected));
         }
+        let touched = neighbours(&txn, tenant_id, id).await?;
         let result = txn.execute(&delete).await?;
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        touch_resources(&txn, tenant_id, &touched, &scim_timestamp(now())).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -335,7 +345,7 @@ impl Store {
         Ok((total, resources))
     }
 
-    async fn load_derived(
+    pub(super) async fn load_derived(
         &self,
         db: &impl ConnectionTrait,
         tenant_id: &str,
@@ -384,7 +394,7 @@ impl IndexedColumns {
     }
 }
 
-fn select_resources() -> sea_orm::sea_query::SelectStatement {
+pub(super) fn select_resources() -> sea_orm::sea_query::SelectStatement {
     Query::select()
         .columns([
             "id",
@@ -415,7 +425,7 @@ async fn fetch_row(
     }
 }
 
-fn resource_from_row(row: &QueryResult, kind: ResourceKind) -> StoreResult<StoredResource> {
+pub(super) fn resource_from_row(row: &QueryResult, kind: ResourceKind) -> StoreResult<StoredResource> {
     let raw: String = row.try_get("", "document")?;
     let document = match serde_json::from_str(&raw) {
         Ok(Value::Object(map)) => map,
@@ -549,23 +559,30 @@ async fn replace_members(
     tenant_id: &str,
     group_id: &str,
     members: Vec<(String, ResourceKind)>,
-) -> StoreResult<()> {
+) -> StoreResult<Vec<String>> {
     let current_stmt = Query::select()
         .column("member_id")
+        .column("member_type")
         .from("group_members")
         .and_where(Expr::col("tenant_id").eq(tenant_id))
         .and_where(Expr::col("group_id").eq(group_id))
         .to_owned();
-    let current: HashSet<String> = db
+    let current_rows: Vec<(String, String)> = db
         .query_all(&current_stmt)
         .await?
         .iter()
-        .map(|row| row.try_get::<String>("", "member_id"))
-        .collect::<Result<_, _>>()?;
-    let wanted: HashSet<&str> = members.iter().map(|(id, _)| id.as_str()).collect();
+        .map(|row| {
+            Ok((
+                row.try_get::<String>("", "member_id")?,
+                row.try_get::<String>("", "member_type")?,
+            ))
+        })
+        .collect::<Result<_, sea_orm::DbErr>>()?;
+    let current: HashSet<String> = current_rows.iter().map(|(id, _)| id.clone()).collect();
+    let wanted: HashSet<String> = members.iter().map(|(id, _)| id.clone()).collect();
     let removed: Vec<SimpleExpr> = current
         .iter()
-        .filter(|id| !wanted.contains(id.as_str()))
+        .filter(|id| !wanted.contains(*id))
         .map(|id| Expr::val(id.clone()))
         .collect();
     for chunk in removed.chunks(INSERT_CHUNK) {
@@ -578,7 +595,62 @@ async fn replace_members(
         db.execute(&delete).await?;
     }
     let added: Vec<(String, ResourceKind)> = members.into_iter().filter(|(id, _)| !current.contains(id)).collect();
-    insert_members(db, tenant_id, group_id, &added).await
+    insert_members(db, tenant_id, group_id, &added).await?;
+    // Users that joined or left: their derived `groups` changed.
+    let mut changed: Vec<String> = added
+        .into_iter()
+        .filter(|(_, k)| *k == ResourceKind::User)
+        .map(|(id, _)| id)
+        .collect();
+    changed.extend(
+        current_rows
+            .into_iter()
+            .filter(|(id, kind)| kind == ResourceKind::User.name() && !wanted.contains(id))
+            .map(|(id, _)| id),
+    );
+    Ok(changed)
+}
+
+/// Gives resources whose derived attributes changed a new version.
+async fn touch_resources(db: &impl ConnectionTrait, tenant_id: &str, ids: &[String], at: &str) -> StoreResult<()> {
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        let update = Query::update()
+            .table("scim_resources")
+            .value("version", Expr::col("version").add(1))
+            .value("last_modified", at)
+            .and_where(Expr::col("tenant_id").eq(tenant_id))
+            .and_where(Expr::col("id").is_in(chunk.iter().cloned()))
+            .to_owned();
+        db.execute(&update).await?;
+    }
+    Ok(())
+}
+
+/// Resources whose representation a deletion changes: the groups that hold
+/// the deleted resource (their `members`) and, for a group, the users in it
+/// (their `groups`).
+async fn neighbours(db: &impl ConnectionTrait, tenant_id: &str, id: &str) -> StoreResult<Vec<String>> {
+    let sql_groups = Query::select()
+        .column("group_id")
+        .from("group_members")
+        .and_where(Expr::col("tenant_id").eq(tenant_id))
+        .and_where(Expr::col("member_id").eq(id))
+        .to_owned();
+    let sql_users = Query::select()
+        .column("member_id")
+        .from("group_members")
+        .and_where(Expr::col("tenant_id").eq(tenant_id))
+        .and_where(Expr::col("group_id").eq(id))
+        .and_where(Expr::col("member_type").eq(ResourceKind::User.name()))
+        .to_owned();
+    let mut ids: Vec<String> = Vec::new();
+    for row in db.query_all(&sql_groups).await? {
+        ids.push(row.try_get("", "group_id")?);
+    }
+    for row in db.query_all(&sql_users).await? {
+        ids.push(row.try_get("", "member_id")?);
+    }
+    Ok(ids)
 }
 
 async fn members_of(db: &impl ConnectionTrait, tenant_id: &str, group_id: &str) -> StoreResult<Vec<StoredMember>> {
@@ -649,7 +721,6 @@ async fn groups_of(
             t2 = placeholder(backend, n + 2),
             t3 = placeholder(backend, n + 3),
         );
-        values.push(tenant_id.into());
         let rows = db
             .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;

@@ -1,0 +1,277 @@
+//! Key authentication on SCIM requests: 401s, scopes, tenants, revocation.
+
+use reqwest::Method;
+use scimd::auth::Scope;
+use serde_json::{Value, json};
+
+use crate::helpers::{USER_SCHEMA, assert_scim_error, spawn_app};
+
+async fn status_with_key(app: &crate::helpers::TestApp, key: &str, method: Method, path: &str) -> u16 {
+    let mut request = app.request_with(key, method.clone(), path);
+    if method == Method::POST {
+        request = request.json(&json!({ "schemas": [USER_SCHEMA], "userName": format!("u{}", rand_suffix()) }));
+    }
+    request.send().await.expect("request").status().as_u16()
+}
+
+fn rand_suffix() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+#[tokio::test]
+async fn missing_key_returns_401_with_bearer_challenge_and_scim_body() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/scim/v2/Users")).send().await.expect("request");
+    assert_eq!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .expect("ascii")
+            .split(' ')
+            .next(),
+        Some("Bearer")
+    );
+    assert_scim_error(response, 401, None).await;
+}
+
+#[tokio::test]
+async fn malformed_mistyped_unknown_and_wrong_secret_keys_all_return_the_same_401() {
+    let app = spawn_app().await;
+    let valid = app.admin_key.clone();
+    let mut typo: Vec<char> = valid.chars().collect();
+    typo[50] = if typo[50] == 'a' { 'b' } else { 'a' };
+    let typo: String = typo.into_iter().collect();
+    let unknown = scimd::auth::key::generate().expose().to_string();
+    let wrong_secret = scimd::auth::key::with_new_secret(&scimd::auth::key::parse(&valid).expect("valid").id());
+    for key in ["garbage", &valid[..40], &typo, &unknown, wrong_secret.expose()] {
+        let response = app
+            .request_with(key, Method::GET, "/scim/v2/Users")
+            .send()
+            .await
+            .expect("request");
+        assert!(response.headers().contains_key("www-authenticate"));
+        let body = assert_scim_error(response, 401, None).await;
+        assert_eq!(body["detail"], "invalid API key", "no hint about why for {key}");
+    }
+}
+
+#[tokio::test]
+async fn the_bootstrap_key_reaches_every_scim_endpoint() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/scim/v2/Users").await.status(), 200);
+    assert_eq!(app.get("/scim/v2/Groups").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_read_only_key_can_read_but_not_write_or_delete_and_403_names_the_scope() {
+    let app = spawn_app().await;
+    let user = app.create_user("bjensen").await;
+    let path = format!("/scim/v2/Users/{}", user["id"].as_str().expect("id"));
+    let reader = app.key_with_scopes(&[Scope::UsersRead, Scope::GroupsRead]).await;
+    assert_eq!(status_with_key(&app, &reader, Method::GET, &path).await, 200);
+    assert_eq!(
+        status_with_key(&app, &reader, Method::GET, "/scim/v2/Groups").await,
+        200
+    );
+    let create = app
+        .request_with(&reader, Method::POST, "/scim/v2/Users")
+        .json(&json!({ "schemas": [USER_SCHEMA], "userName": "new" }))
+        .send()
+        .await
+        .expect("request");
+    let body = assert_scim_error(create, 403, None).await;
+    assert!(
+        body["detail"].as_str().expect("detail").contains("scim:users:write"),
+        "{body}"
+    );
+    let delete = app
+        .request_with(&reader, Method::DELETE, &path)
+        .send()
+        .await
+        .expect("request");
+    let body = assert_scim_error(delete, 403, None).await;
+    assert!(
+        body["detail"].as_str().expect("detail").contains("scim:users:delete"),
+        "{body}"
+    );
+    assert_eq!(app.get(&path).await.status(), 200, "the user is still there");
+}
+
+#[tokio::test]
+async fn a_user_cleanup_key_reads_and_deletes_users_and_nothing_else() {
+    let app = spawn_app().await;
+    let user = app.create_user("departed").await;
+    let group = app.create_group("team", &[]).await;
+    let cleanup = app.key_with_scopes(&[Scope::UsersRead, Scope::UsersDelete]).await;
+    let user_path = format!("/scim/v2/Users/{}", user["id"].as_str().expect("id"));
+    let group_path = format!("/scim/v2/Groups/{}", group["id"].as_str().expect("id"));
+    assert_eq!(
+        status_with_key(&app, &cleanup, Method::GET, "/scim/v2/Users").await,
+        200
+    );
+    assert_eq!(
+        status_with_key(&app, &cleanup, Method::POST, "/scim/v2/Users").await,
+        403
+    );
+    assert_eq!(status_with_key(&app, &cleanup, Method::GET, &group_path).await, 403);
+    assert_eq!(status_with_key(&app, &cleanup, Method::DELETE, &group_path).await, 403);
+    assert_eq!(status_with_key(&app, &cleanup, Method::DELETE, &user_path).await, 204);
+}
+
+#[tokio::test]
+async fn group_scopes_are_separate_from_user_scopes() {
+    let app = spawn_app().await;
+    let groups_only = app
+        .key_with_scopes(&[Scope::GroupsRead, Scope::GroupsWrite, Scope::GroupsDelete])
+        .await;
+    assert_eq!(
+        status_with_key(&app, &groups_only, Method::GET, "/scim/v2/Groups").await,
+        200
+    );
+    assert_eq!(
+        status_with_key(&app, &groups_only, Method::GET, "/scim/v2/Users").await,
+        403
+    );
+    let created = app
+        .request_with(&groups_only, Method::POST, "/scim/v2/Groups")
+        .json(&json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "g" }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(created.status(), 201);
+}
+
+#[tokio::test]
+async fn an_expired_key_is_refused_with_401_saying_expired() {
+    let app = spawn_app().await;
+    let expired = app.key_in_tenant("default", &[Scope::UsersRead], Some(-1)).await;
+    let response = app
+        .request_with(&expired, Method::GET, "/scim/v2/Users")
+        .send()
+        .await
+        .expect("request");
+    let body = assert_scim_error(response, 401, None).await;
+    assert!(body["detail"].as_str().expect("detail").contains("expired"), "{body}");
+}
+
+#[tokio::test]
+async fn a_key_of_another_tenant_gets_401_on_the_tenant_path_and_sees_only_its_own_data() {
+    let app = spawn_app().await;
+    let alice = app.create_user("alice").await;
+    let store = app.store().await;
+    let other = scimd::auth::key::generate();
+    let hash = scimd::auth::hashing::hash_blocking(other.secret()).expect("hash");
+    store
+        .create_tenant_with_admin(
+            "other",
+            "admin",
+            "admin",
+            &[],
+            scimd::store::keys::NewKey {
+                id: other.id().as_str(),
+                name: "admin",
+                description: None,
+                key_type: "service",
+                secret_hash: &hash,
+                scopes: &["scim:users:read".to_string(), "scim:users:write".to_string()],
+                allowed_ips: &[],
+                expires_at: Some(chrono::Utc::now() + chrono::Duration::days(1)),
+                actor: "test",
+            },
+        )
+        .await
+        .expect("tenant");
+    let other_key = other.expose();
+    // Its own tenant path works; the default tenant's path does not.
+    assert_eq!(
+        status_with_key(&app, other_key, Method::GET, "/t/other/scim/v2/Users").await,
+        200
+    );
+    let wrong = app
+        .request_with(other_key, Method::GET, "/t/default/scim/v2/Users")
+        .send()
+        .await
+        .expect("request");
+    assert_scim_error(wrong, 401, None).await;
+    let admin_on_other = app
+        .request(Method::GET, "/t/other/scim/v2/Users")
+        .send()
+        .await
+        .expect("request");
+    assert_scim_error(admin_on_other, 401, None).await;
+    // Nothing of tenant default is visible, countable or reachable by id.
+    let list: Value = app
+        .request_with(other_key, Method::GET, "/scim/v2/Users")
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["totalResults"], 0);
+    let alice_path = format!("/scim/v2/Users/{}", alice["id"].as_str().expect("id"));
+    let probe = app
+        .request_with(other_key, Method::GET, &alice_path)
+        .send()
+        .await
+        .expect("request");
+    assert_scim_error(probe, 404, None).await;
+    // userName uniqueness is per tenant.
+    let same_name = app
+        .request_with(other_key, Method::POST, "/t/other/scim/v2/Users")
+        .json(&json!({ "schemas": [USER_SCHEMA], "userName": "alice" }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(same_name.status(), 201);
+    let created: Value = same_name.json().await.expect("json");
+    assert!(
+        created["meta"]["location"]
+            .as_str()
+            .expect("location")
+            .contains("/t/other/scim/v2/Users/")
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_key_in_the_database_stops_it_within_a_second() {
+    let app = spawn_app().await;
+    let key = app.key_with_scopes(&[Scope::UsersRead]).await;
+    assert_eq!(status_with_key(&app, &key, Method::GET, "/scim/v2/Users").await, 200);
+    let key_id = scimd::auth::key::parse(&key).expect("valid").id();
+    // Another instance deletes the key: only the shared database knows.
+    let store = app.store().await;
+    sea_orm::ConnectionTrait::execute_unprepared(
+        store.writer(),
+        &format!(
+            "DELETE FROM api_keys WHERE id = '{}'; UPDATE auth_epoch SET epoch = epoch + 1 WHERE id = 1",
+            key_id
+        ),
+    )
+    .await
+    .expect("delete key");
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(status_with_key(&app, &key, Method::GET, "/scim/v2/Users").await, 401);
+}
+
+#[tokio::test]
+async fn steady_state_verification_does_not_recompute_argon2() {
+    // 100 authenticated requests must take far less than 100 argon2 runs
+    // (~20 ms each in release, several times that in debug builds).
+    let app = spawn_app().await;
+    assert_eq!(app.get("/scim/v2/Users?count=0").await.status(), 200);
+    let started = std::time::Instant::now();
+    for _ in 0..100 {
+        assert_eq!(app.get("/scim/v2/Users?count=0").await.status(), 200);
+    }
+    let single_hash = {
+        let t = std::time::Instant::now();
+        scimd::auth::hashing::hash_blocking("x").expect("hash");
+        t.elapsed()
+    };
+    assert!(
+        started.elapsed() < single_hash * 50,
+        "100 requests took {:?}, one hash {:?}",
+        started.elapsed(),
+        single_hash
+    );
+}

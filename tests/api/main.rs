@@ -1,0 +1,12 @@
+//! Integration tests: one binary, a module per area. Every test starts a real
+//! server on port 0 with a fresh database and talks HTTP to it.
+
+mod auth;
+mod bootstrap;
+mod discovery;
+mod groups;
+mod helpers;
+mod input;
+mod ops;
+mod query;
+mod users;

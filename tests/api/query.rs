@@ -1,0 +1,380 @@
+//! Filtering, sorting, paging and search, executed by the database.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{ENTERPRISE, TestApp, USER_SCHEMA, assert_scim_error, spawn_app};
+
+async fn create(app: &TestApp, body: Value) -> Value {
+    let response = app.post("/scim/v2/Users", &body).await;
+    assert_eq!(response.status(), 201, "{body}");
+    response.json().await.expect("json")
+}
+
+/// Three users with varied attributes.
+async fn seed(app: &TestApp) -> [Value; 3] {
+    let bjensen = create(
+        app,
+        json!({
+            "schemas": [USER_SCHEMA, ENTERPRISE], "userName": "bjensen", "externalId": "E-1",
+            "name": { "familyName": "Jensen", "givenName": "Barbara" }, "title": "Tour Guide",
+            "userType": "Employee", "active": true,
+            "emails": [ { "value": "bjensen@example.com", "type": "work", "primary": true },
+                        { "value": "babs@jensen.org", "type": "home" } ],
+            ENTERPRISE: { "department": "Tour Operations", "employeeNumber": "701984" }
+        }),
+    )
+    .await;
+    let jsmith = create(
+        app,
+        json!({
+            "schemas": [USER_SCHEMA], "userName": "JSmith", "externalId": "e-2",
+            "name": { "familyName": "O'Malley", "givenName": "John" },
+            "userType": "Intern", "active": false,
+            "emails": [ { "value": "john@example.org", "type": "home" },
+                        { "value": "jsmith@example.com", "type": "other" } ]
+        }),
+    )
+    .await;
+    let alice = create(
+        app,
+        json!({ "schemas": [USER_SCHEMA], "userName": "alice", "displayName": "Alice A", "active": true }),
+    )
+    .await;
+    [bjensen, jsmith, alice]
+}
+
+async fn filtered(app: &TestApp, filter: &str) -> Vec<String> {
+    let response = app
+        .request(Method::GET, "/scim/v2/Users")
+        .query(&[("filter", filter), ("sortBy", "userName")])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200, "filter {filter}");
+    let body: Value = response.json().await.expect("json");
+    let names: Vec<String> = body["Resources"]
+        .as_array()
+        .expect("Resources")
+        .iter()
+        .map(|u| u["userName"].as_str().expect("userName").to_string())
+        .collect();
+    assert_eq!(body["totalResults"], json!(names.len()), "totalResults for {filter}");
+    names
+}
+
+#[tokio::test]
+async fn every_operator_and_logical_form_selects_exactly_the_matching_users() {
+    let app = spawn_app().await;
+    let [bjensen, _, _] = seed(&app).await;
+    let id = bjensen["id"].as_str().expect("id");
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (r#"userName eq "bjensen""#.into(), vec!["bjensen"]),
+        (r#"USERNAME EQ "BJENSEN""#.into(), vec!["bjensen"]),
+        (r#"userName eq "jsmith""#.into(), vec!["JSmith"]),
+        (r#"userName ne "bjensen""#.into(), vec!["alice", "JSmith"]),
+        (r#"userName sw "j""#.into(), vec!["JSmith"]),
+        (r#"userName ew "EN""#.into(), vec!["bjensen"]),
+        (r#"userName co "li""#.into(), vec!["alice"]),
+        (r#"userName gt "b""#.into(), vec!["bjensen", "JSmith"]),
+        (r#"userName le "bjensen""#.into(), vec!["alice", "bjensen"]),
+        (r#"externalId eq "E-1""#.into(), vec!["bjensen"]),
+        (r#"externalId eq "e-1""#.into(), vec![] /* caseExact */),
+        (format!(r#"id eq "{id}""#), vec!["bjensen"]),
+        (r#"name.familyName co "O'Malley""#.into(), vec!["JSmith"]),
+        (r#"title pr"#.into(), vec!["bjensen"]),
+        (r#"not (title pr)"#.into(), vec!["alice", "JSmith"]),
+        (r#"title pr and userType eq "Employee""#.into(), vec!["bjensen"]),
+        (r#"title pr or userType eq "Intern""#.into(), vec!["bjensen", "JSmith"]),
+        (r#"active eq true"#.into(), vec!["alice", "bjensen"]),
+        (r#"active eq "False""#.into(), vec!["JSmith"]),
+        (r#"emails.value eq "JOHN@example.org""#.into(), vec!["JSmith"]),
+        (r#"emails co "example.com""#.into(), vec!["bjensen", "JSmith"]),
+        (
+            r#"emails[type eq "work" and value co "@example.com"]"#.into(),
+            vec!["bjensen"],
+        ),
+        // Different elements: one is home, the other contains example.com.
+        (r#"emails[type eq "home" and value co "example.com"]"#.into(), vec![]),
+        (
+            r#"emails.type eq "home" and emails.value co "example.com""#.into(),
+            vec!["bjensen", "JSmith"],
+        ),
+        (
+            r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#.into(),
+            vec!["bjensen"],
+        ),
+        (
+            r#"userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")"#.into(),
+            vec!["alice"],
+        ),
+        (r#"displayName eq "alice a""#.into(), vec!["alice"]),
+        (
+            format!(r#"{ENTERPRISE}:department eq "tour operations""#),
+            vec!["bjensen"],
+        ),
+        (format!(r#"schemas eq "{ENTERPRISE}""#), vec!["bjensen"]),
+        (
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "a""#.into(),
+            vec!["alice"],
+        ),
+        (
+            r#"meta.resourceType eq "User""#.into(),
+            vec!["alice", "bjensen", "JSmith"],
+        ),
+        (
+            r#"meta.created gt "2000-01-01T00:00:00Z""#.into(),
+            vec!["alice", "bjensen", "JSmith"],
+        ),
+        (r#"meta.lastModified lt "2000-01-01T00:00:00Z""#.into(), vec![]),
+        (r#"emails eq null"#.into(), vec!["alice"]),
+    ];
+    for (filter, expected) in cases {
+        let mut got = filtered(&app, &filter).await;
+        let mut expected: Vec<String> = expected.into_iter().map(str::to_string).collect();
+        got.sort_by_key(|n| n.to_lowercase());
+        expected.sort_by_key(|n| n.to_lowercase());
+        assert_eq!(got, expected, "filter {filter}");
+    }
+}
+
+#[tokio::test]
+async fn invalid_filters_get_400_invalid_filter_never_an_empty_200() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    for filter in [
+        r#"userName eqq "x""#,
+        r#"nosuchattr eq "x""#,
+        r#"userName eq"#,
+        r#"userName eq "unterminated"#,
+        r#"active gt true"#,
+        r#"meta.created eq "not a date""#,
+        r#"(userName eq "x""#,
+        r#"userName eq "x" garbage"#,
+        r#"emails[type eq "work""#,
+    ] {
+        let response = app
+            .request(Method::GET, "/scim/v2/Users")
+            .query(&[("filter", filter)])
+            .send()
+            .await
+            .expect("request");
+        assert_scim_error(response, 400, Some("invalidFilter")).await;
+    }
+}
+
+#[tokio::test]
+async fn group_filters_reach_display_name_and_members() {
+    let app = spawn_app().await;
+    let [bjensen, jsmith, _] = seed(&app).await;
+    let bj = bjensen["id"].as_str().expect("id");
+    let js = jsmith["id"].as_str().expect("id");
+    let guides = app.create_group("Tour Guides", &[bj]).await;
+    app.create_group("Interns", &[js]).await;
+    let get = |filter: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .request(Method::GET, "/scim/v2/Groups")
+                .query(&[("filter", filter.as_str()), ("excludedAttributes", "members")])
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(response.status(), 200, "{filter}");
+            let body: Value = response.json().await.expect("json");
+            body["Resources"]
+                .as_array()
+                .expect("array")
+                .iter()
+                .map(|g| g["displayName"].as_str().expect("name").to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(get(r#"displayName eq "tour guides""#.into()).await, ["Tour Guides"]);
+    assert_eq!(get(format!(r#"members.value eq "{bj}""#)).await, ["Tour Guides"]);
+    assert_eq!(get(format!(r#"members[value eq "{js}"]"#)).await, ["Interns"]);
+    let listed: Value = app
+        .request(Method::GET, "/scim/v2/Groups")
+        .query(&[
+            ("filter", r#"displayName eq "Tour Guides""#),
+            ("excludedAttributes", "members"),
+        ])
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert!(listed["Resources"][0].get("members").is_none());
+    // A user's groups are filterable too.
+    let gid = guides["id"].as_str().expect("id");
+    assert_eq!(
+        filtered(&app, &format!(r#"groups.value eq "{gid}""#)).await,
+        ["bjensen"]
+    );
+}
+
+#[tokio::test]
+async fn sort_by_any_attribute_ascending_and_descending_with_missing_values_last() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    let order = |sort_by: &'static str, order: &'static str| {
+        let app = &app;
+        async move {
+            let body: Value = app
+                .request(Method::GET, "/scim/v2/Users")
+                .query(&[("sortBy", sort_by), ("sortOrder", order)])
+                .send()
+                .await
+                .expect("request")
+                .json()
+                .await
+                .expect("json");
+            body["Resources"]
+                .as_array()
+                .expect("array")
+                .iter()
+                .map(|u| u["userName"].as_str().expect("n").to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(order("userName", "ascending").await, ["alice", "bjensen", "JSmith"]);
+    assert_eq!(order("userName", "descending").await, ["JSmith", "bjensen", "alice"]);
+    assert_eq!(
+        order("name.familyName", "ascending").await,
+        ["bjensen", "JSmith", "alice"]
+    );
+    assert_eq!(
+        order("name.familyName", "descending").await,
+        ["JSmith", "bjensen", "alice"]
+    );
+    // Multi-valued: the primary (else first) email.
+    assert_eq!(order("emails", "ascending").await, ["bjensen", "JSmith", "alice"]);
+    assert_eq!(
+        order("emails.value", "descending").await,
+        ["JSmith", "bjensen", "alice"]
+    );
+    let bad = app
+        .request(Method::GET, "/scim/v2/Users")
+        .query(&[("sortBy", "userName"), ("sortOrder", "sideways")])
+        .send()
+        .await
+        .expect("request");
+    assert_scim_error(bad, 400, Some("invalidValue")).await;
+}
+
+#[tokio::test]
+async fn pages_of_a_sorted_filtered_list_neither_overlap_nor_skip() {
+    let app = spawn_app().await;
+    for i in 0..23 {
+        // Duplicate sort keys force the tie-break.
+        create(
+            &app,
+            json!({ "schemas": [USER_SCHEMA], "userName": format!("user{i:02}"), "title": format!("t{}", i % 3) }),
+        )
+        .await;
+    }
+    let mut seen = Vec::new();
+    let mut start = 1;
+    loop {
+        let body: Value = app
+            .request(Method::GET, "/scim/v2/Users")
+            .query(&[
+                ("filter", "title pr"),
+                ("sortBy", "title"),
+                ("startIndex", &start.to_string()),
+                ("count", "5"),
+            ])
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(body["totalResults"], 23);
+        let page = body["Resources"].as_array().expect("array").clone();
+        if page.is_empty() {
+            break;
+        }
+        seen.extend(page.iter().map(|u| u["userName"].as_str().expect("n").to_string()));
+        start += 5;
+    }
+    assert_eq!(seen.len(), 23);
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 23, "no overlap");
+}
+
+#[tokio::test]
+async fn search_endpoints_take_a_search_request_with_the_same_semantics() {
+    let app = spawn_app().await;
+    let [bjensen, _, _] = seed(&app).await;
+    app.create_group("Tour Guides", &[bjensen["id"].as_str().expect("id")])
+        .await;
+    let request = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "attributes": ["userName", "displayName"],
+        "filter": "userName sw \"b\" or displayName eq \"Tour Guides\"",
+        "startIndex": 1,
+        "count": 10
+    });
+    let users: Value = app
+        .post("/scim/v2/Users/.search", &request)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(users["totalResults"], 1);
+    assert_eq!(users["Resources"][0]["userName"], "bjensen");
+    assert!(
+        users["Resources"][0].get("emails").is_none(),
+        "attributes projection applies"
+    );
+    // Root search spans both types; alice has a displayName, and so does the group.
+    let across = json!({ "filter": "displayName pr", "attributes": ["displayName"] });
+    let all = app.post("/scim/v2/.search", &across).await;
+    assert_eq!(all.status(), 200);
+    let all: Value = all.json().await.expect("json");
+    assert_eq!(all["totalResults"], 2, "one user and one group: {all}");
+    let names: Vec<&str> = all["Resources"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["displayName"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["Alice A", "Tour Guides"]);
+    // userName exists only on Users: the Groups part matches nothing.
+    let users_only: Value = app.post("/scim/v2/.search", &request).await.json().await.expect("json");
+    assert_eq!(users_only["totalResults"], 1, "{users_only}");
+    let bad = app
+        .post("/scim/v2/Users/.search", &json!({ "filter": "userName zz 1" }))
+        .await;
+    assert_scim_error(bad, 400, Some("invalidFilter")).await;
+    assert_eq!(app.get("/scim/v2/Users/.search").await.status(), 405);
+}
+
+#[tokio::test]
+async fn root_search_needs_both_read_scopes() {
+    let app = spawn_app().await;
+    let users_only = app.key_with_scopes(&[scimd::auth::Scope::UsersRead]).await;
+    let response = app
+        .request_with(&users_only, Method::POST, "/scim/v2/.search")
+        .json(&json!({ "filter": "userName pr" }))
+        .send()
+        .await
+        .expect("request");
+    let body = assert_scim_error(response, 403, None).await;
+    assert!(body["detail"].as_str().expect("detail").contains("scim:groups:read"));
+}
+
+#[tokio::test]
+async fn count_above_the_maximum_is_clamped_and_negative_count_is_zero() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    let big: Value = app.get("/scim/v2/Users?count=100000").await.json().await.expect("json");
+    assert_eq!(big["itemsPerPage"], 3);
+    let negative: Value = app.get("/scim/v2/Users?count=-5").await.json().await.expect("json");
+    assert_eq!(negative["totalResults"], 3);
+    assert_eq!(negative["Resources"], json!([]));
+}
