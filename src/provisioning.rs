@@ -7,8 +7,8 @@ use crate::auth::hashing::Hasher;
 use crate::scim::filter;
 use crate::scim::resource::{self, IndexedScalar, Projection};
 use crate::scim::schema::SchemaRegistry;
-use crate::scim::{ResourceKind, ScimError, ScimResult};
-use crate::store::query::{ListSpec, SortSpec};
+use crate::scim::{ResourceKind, ScimError, ScimResult, ScimType};
+use crate::store::query::{ListSpec, Page, Position, SortSpec};
 use crate::store::resources::{IndexRow, Load, MemberRef, ResourceWrite, StoredResource};
 use crate::store::{Store, StoreError};
 
@@ -188,19 +188,38 @@ impl Provisioning {
     ) -> ScimResult<Value> {
         let query = self.compile_query(kind, request)?;
         let (start_index, count) = request.page();
+        let cursor_binding = request.cursor_binding(kind);
+        let page = match request.cursor {
+            Some(cursor) => Page::After(decode_cursor(cursor, cursor_binding)?),
+            None => Page::Offset(start_index - 1),
+        };
         let spec = ListSpec {
             filter: query.filter.as_ref(),
             sort: query.sort.as_ref(),
-            offset: start_index - 1,
+            page,
             limit: count,
         };
-        let (total, page) = self
+        let found = self
             .store
             .query_resources(scope.tenant_id, kind, &spec, load_for(kind, projection))
             .await
             .map_err(store_error)?;
-        let resources: Vec<Value> = page.iter().map(|r| self.render(scope, r, projection).body).collect();
-        Ok(list_response(total, start_index, resources))
+        let resources: Vec<Value> = found
+            .resources
+            .iter()
+            .map(|r| self.render(scope, r, projection).body)
+            .collect();
+        let mut body = list_response(found.total, start_index, resources);
+        if request.cursor.is_some() {
+            // RFC 9865: no startIndex in cursor paging; nextCursor unless this is the last page.
+            if let Some(object) = body.as_object_mut() {
+                object.remove("startIndex");
+                if let Some(next) = &found.next {
+                    object.insert("nextCursor".into(), json!(encode_cursor(next, cursor_binding)));
+                }
+            }
+        }
+        Ok(body)
     }
 
     /// Root `POST /.search`: Users then Groups, paged as one list. A filter
@@ -220,6 +239,12 @@ impl Provisioning {
         {
             return Err(e.clone());
         }
+        if request.cursor.is_some() {
+            return Err(ScimError::bad_request(
+                ScimType::InvalidCursor,
+                "cursor paging is available on /Users and /Groups, not on the root /.search",
+            ));
+        }
         let (start_index, count) = request.page();
         let mut offset = start_index - 1;
         let mut remaining = count;
@@ -230,18 +255,18 @@ impl Provisioning {
             let spec = ListSpec {
                 filter: query.filter.as_ref(),
                 sort: query.sort.as_ref(),
-                offset,
+                page: Page::Offset(offset),
                 limit: remaining,
             };
-            let (matched, page) = self
+            let found = self
                 .store
                 .query_resources(scope.tenant_id, *kind, &spec, load_for(*kind, projection))
                 .await
                 .map_err(store_error)?;
-            total += matched;
-            offset = offset.saturating_sub(matched);
-            remaining -= page.len() as u64;
-            resources.extend(page.iter().map(|r| self.render(scope, r, projection).body));
+            total += found.total;
+            offset = offset.saturating_sub(found.total);
+            remaining -= found.resources.len() as u64;
+            resources.extend(found.resources.iter().map(|r| self.render(scope, r, projection).body));
         }
         Ok(list_response(total, start_index, resources))
     }
@@ -402,9 +427,24 @@ pub struct ListRequest<'a> {
     pub sort_order: Option<&'a str>,
     pub start_index: Option<i64>,
     pub count: Option<i64>,
+    /// RFC 9865 cursor paging: `Some("")` asks for the first page.
+    pub cursor: Option<&'a str>,
 }
 
 impl ListRequest<'_> {
+    /// Ties a cursor to the query it pages through, so that a cursor replayed
+    /// with another filter or order is refused instead of mis-paging.
+    fn cursor_binding(&self, kind: ResourceKind) -> u32 {
+        let text = format!(
+            "{}\u{0}{}\u{0}{}\u{0}{}",
+            kind.code(),
+            self.filter.unwrap_or_default().trim(),
+            self.sort_by.unwrap_or_default().trim().to_lowercase(),
+            self.sort_order.unwrap_or_default().trim().to_lowercase()
+        );
+        crc32fast::hash(text.as_bytes())
+    }
+
     /// RFC 7644 §3.4.2.4: a startIndex below 1 is 1; a negative count is 0;
     /// counts above the maximum are clamped (the SPC advertises it).
     fn page(&self) -> (u64, u64) {
@@ -420,6 +460,44 @@ impl ListRequest<'_> {
 struct CompiledQuery {
     filter: Option<filter::Filter>,
     sort: Option<SortSpec>,
+}
+
+/// Cursors are opaque to clients: hex of a small JSON document holding the
+/// keyset position and the query binding.
+fn encode_cursor(position: &Position, binding: u32) -> String {
+    let doc = json!({ "b": binding, "p": position }).to_string();
+    doc.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(cursor: &str, binding: u32) -> ScimResult<Option<Position>> {
+    let cursor = cursor.trim();
+    if cursor.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || {
+        ScimError::bad_request(
+            ScimType::InvalidCursor,
+            "invalid cursor: send an empty cursor for the first page, then the nextCursor of the previous page with the same query",
+        )
+    };
+    if !cursor.len().is_multiple_of(2) || cursor.len() > 8192 {
+        return Err(invalid());
+    }
+    let bytes: Vec<u8> = (0..cursor.len())
+        .step_by(2)
+        .map(|i| cursor.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .collect::<Option<_>>()
+        .ok_or_else(invalid)?;
+    #[derive(serde::Deserialize)]
+    struct Cursor {
+        b: u32,
+        p: Position,
+    }
+    let decoded: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if decoded.b != binding {
+        return Err(invalid());
+    }
+    Ok(Some(decoded.p))
 }
 
 fn invalid_sort(path: &str) -> ScimError {

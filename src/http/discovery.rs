@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::{SCIM_CONTENT_TYPE, ScimHttpResult};
 use super::extract::{IdPath, ScimQuery, scim_base_url};
-use crate::provisioning::{LIST_RESPONSE_SCHEMA, MAX_PAGE_SIZE};
+use crate::provisioning::{DEFAULT_PAGE_SIZE, LIST_RESPONSE_SCHEMA, MAX_PAGE_SIZE};
 use crate::scim::{ResourceKind, ScimError};
 
 fn scim_json(body: Value) -> HttpResponse {
@@ -48,6 +48,13 @@ pub async fn service_provider_config(req: HttpRequest, state: web::Data<AppState
         "changePassword": { "supported": true },
         "sort": { "supported": true },
         "etag": { "supported": true },
+        "pagination": {
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": DEFAULT_PAGE_SIZE,
+            "maxPageSize": MAX_PAGE_SIZE,
+        },
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
             "name": "API key",

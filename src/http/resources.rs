@@ -154,6 +154,7 @@ pub async fn list(
         sort_order: query.get("sortOrder"),
         start_index: query.integer("startIndex")?,
         count: query.integer("count")?,
+        cursor: query.get("cursor"),
     };
     let body = state
         .provisioning
@@ -223,6 +224,7 @@ struct SearchRequest {
     sort_order: Option<String>,
     start_index: Option<i64>,
     count: Option<i64>,
+    cursor: Option<String>,
 }
 
 impl SearchRequest {
@@ -278,6 +280,7 @@ impl SearchRequest {
             sort_order: text("sortOrder")?,
             start_index: integer("startIndex")?,
             count: integer("count")?,
+            cursor: text("cursor")?,
         })
     }
 
@@ -288,6 +291,7 @@ impl SearchRequest {
             sort_order: self.sort_order.as_deref(),
             start_index: self.start_index,
             count: self.count,
+            cursor: self.cursor.as_deref(),
         }
     }
 }

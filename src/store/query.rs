@@ -30,13 +30,49 @@ use crate::scim::schema::AttrType;
 
 const RESOURCES: &str = "scim_resources";
 
-/// What to list: an optional filter and sort, and a zero-based page.
-#[derive(Debug, Clone, Default)]
+/// What to list: an optional filter and sort, and a page.
+#[derive(Debug, Clone)]
 pub struct ListSpec<'a> {
     pub filter: Option<&'a Filter>,
     pub sort: Option<&'a SortSpec>,
-    pub offset: u64,
+    pub page: Page,
     pub limit: u64,
+}
+
+/// Index paging (RFC 7644) or keyset paging (RFC 9865 cursors).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Page {
+    /// Zero-based offset.
+    Offset(u64),
+    /// The rows after this position in the sort order; `None` is the start.
+    After(Option<Position>),
+}
+
+/// Where a row stands in the sort order: its sort value (`None` when it has
+/// none, which sorts last), creation time and id. Because the order is total
+/// and the position names values rather than a row number, a page that
+/// starts after it stays correct while rows are created or deleted.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    pub key: Option<SortValue>,
+    pub created: String,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum SortValue {
+    Number(f64),
+    Text(String),
+}
+
+/// One page of a query.
+#[derive(Debug)]
+pub struct QueryPage {
+    pub total: u64,
+    pub resources: Vec<StoredResource>,
+    /// In keyset paging, the position of the last row when more rows follow.
+    pub next: Option<Position>,
 }
 
 #[derive(Debug, Clone)]
@@ -58,21 +94,19 @@ impl Store {
         kind: ResourceKind,
         spec: &ListSpec<'_>,
         load: Load,
-    ) -> StoreResult<(u64, Vec<StoredResource>)> {
+    ) -> StoreResult<QueryPage> {
         let db = self.reader();
-        let translator = Translator::new(db.get_database_backend(), kind);
+        let backend = db.get_database_backend();
+        let translator = Translator::new(backend, kind, tenant_id);
+        let unsupported = |e: UnsupportedFilter| StoreError::Unsupported(e.0);
         let condition = match spec.filter {
-            Some(filter) => Some(
-                translator
-                    .filter(filter, &Context::Resource)
-                    .map_err(|e| StoreError::Unsupported(e.0))?,
-            ),
+            Some(filter) => Some(translator.filter(filter, &Context::Resource).map_err(unsupported)?),
             None => None,
         };
         let scoped = |mut select: SelectStatement| {
             select
-                .and_where(Expr::col((Alias::new(RESOURCES), Alias::new("tenant_id"))).eq(tenant_id))
-                .and_where(Expr::col((Alias::new(RESOURCES), Alias::new("resource_type"))).eq(kind.code()));
+                .and_where(resource_col("tenant_id").eq(tenant_id))
+                .and_where(resource_col("resource_type").eq(kind.code()));
             if let Some(condition) = &condition {
                 select.and_where(condition.clone());
             }
@@ -88,35 +122,143 @@ impl Store {
             Some(row) => u64::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0),
             None => 0,
         };
-        if spec.limit == 0 || spec.offset >= total {
-            return Ok((total, Vec::new()));
+        let empty = QueryPage {
+            total,
+            resources: Vec::new(),
+            next: None,
+        };
+        if spec.limit == 0 || matches!(spec.page, Page::Offset(offset) if offset >= total) {
+            return Ok(empty);
         }
+        let sort = match spec.sort {
+            Some(sort) => Some((translator.sort_key(&sort.attr).map_err(unsupported)?, sort.descending)),
+            None => None,
+        };
         let mut page = scoped(select_resources());
-        if let Some(sort) = spec.sort {
-            let key = translator
-                .sort_key(&sort.attr)
-                .map_err(|e| StoreError::Unsupported(e.0))?;
-            let order = if sort.descending { Order::Desc } else { Order::Asc };
+        if let Some((key, descending)) = &sort {
             // Resources without a value sort last in both directions (on both backends).
-            page.order_by_expr(
-                portable(db.get_database_backend(), "($1) IS NULL", [key.clone()]),
-                Order::Asc,
-            );
-            page.order_by_expr(key, order);
+            page.expr_as(key.clone(), Alias::new("sort_value"));
+            page.order_by_expr(portable(backend, "($1) IS NULL", [key.clone()]), Order::Asc);
+            page.order_by_expr(key.clone(), if *descending { Order::Desc } else { Order::Asc });
         }
         // A stable tie-break, so pages never overlap or skip.
         page.order_by((Alias::new(RESOURCES), Alias::new("created_at")), Order::Asc)
-            .order_by((Alias::new(RESOURCES), Alias::new("id")), Order::Asc)
-            .limit(spec.limit)
-            .offset(spec.offset);
-        let mut resources = db
-            .query_all(&page)
-            .await?
+            .order_by((Alias::new(RESOURCES), Alias::new("id")), Order::Asc);
+        let keyset = match &spec.page {
+            Page::Offset(offset) => {
+                page.limit(spec.limit).offset(*offset);
+                false
+            }
+            Page::After(position) => {
+                if let Some(position) = position {
+                    page.and_where(after(backend, sort.as_ref(), position));
+                }
+                // One row more than asked tells whether another page follows.
+                page.limit(spec.limit + 1);
+                true
+            }
+        };
+        let rows = db.query_all(&page).await?;
+        let more = keyset && rows.len() as u64 > spec.limit;
+        let rows = &rows[..rows.len().min(spec.limit as usize)];
+        let mut resources = rows
             .iter()
             .map(|row| resource_from_row(row, kind))
             .collect::<StoreResult<Vec<_>>>()?;
+        let next = match (more, rows.last(), resources.last()) {
+            (true, Some(row), Some(last)) => {
+                let key = match sort {
+                    None => None,
+                    Some(_) => match row.try_get::<Option<f64>>("", "sort_value") {
+                        Ok(number) => number.map(SortValue::Number),
+                        Err(_) => row.try_get::<Option<String>>("", "sort_value")?.map(SortValue::Text),
+                    },
+                };
+                Some(Position {
+                    key,
+                    created: last.created.clone(),
+                    id: last.id.clone(),
+                })
+            }
+            _ => None,
+        };
         self.load_derived(db, tenant_id, &mut resources, load).await?;
-        Ok((total, resources))
+        Ok(QueryPage { total, resources, next })
+    }
+}
+
+impl Store {
+    /// The database's plan for finding the resources a filter selects (the
+    /// query `query_resources` runs for a page), one line per plan step. On
+    /// PostgreSQL sequential scans are disabled for the plan, so it shows
+    /// whether an index *can* serve the query even on a table too small for
+    /// the planner to bother.
+    pub async fn explain_filter(
+        &self,
+        tenant_id: &str,
+        kind: ResourceKind,
+        filter: &Filter,
+    ) -> StoreResult<Vec<String>> {
+        let backend = self.backend();
+        let translator = Translator::new(backend, kind, tenant_id);
+        let condition = translator
+            .filter(filter, &Context::Resource)
+            .map_err(|e| StoreError::Unsupported(e.0))?;
+        let select = Query::select()
+            .column((Alias::new(RESOURCES), Alias::new("id")))
+            .from(RESOURCES)
+            .and_where(resource_col("tenant_id").eq(tenant_id))
+            .and_where(resource_col("resource_type").eq(kind.code()))
+            .and_where(condition)
+            .to_owned();
+        let (sql, values) = match backend {
+            DbBackend::Postgres => select.build(sea_orm::sea_query::PostgresQueryBuilder),
+            _ => select.build(sea_orm::sea_query::SqliteQueryBuilder),
+        };
+        let txn = sea_orm::TransactionTrait::begin(self.reader()).await?;
+        let (explain, column) = match backend {
+            DbBackend::Postgres => {
+                txn.execute_unprepared("SET LOCAL enable_seqscan = off").await?;
+                (format!("EXPLAIN {sql}"), "QUERY PLAN")
+            }
+            _ => (format!("EXPLAIN QUERY PLAN {sql}"), "detail"),
+        };
+        let rows = txn
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(backend, explain, values))
+            .await?;
+        txn.rollback().await?;
+        rows.iter().map(|row| Ok(row.try_get::<String>("", column)?)).collect()
+    }
+}
+
+/// The rows strictly after `position` in the order
+/// `(sort key IS NULL, sort key [DESC], created_at, id)`.
+fn after(backend: DbBackend, sort: Option<&(Expr, bool)>, position: &Position) -> Expr {
+    let created = resource_col("created_at");
+    let id = resource_col("id");
+    let tie_break = created
+        .clone()
+        .gt(position.created.clone())
+        .or(created.eq(position.created.clone()).and(id.gt(position.id.clone())));
+    let Some((key, descending)) = sort else {
+        return tie_break;
+    };
+    match &position.key {
+        // Past the last value: only rows without a value remain.
+        None => key.clone().is_null().and(tie_break),
+        Some(value) => {
+            let value = match value {
+                SortValue::Number(n) => Expr::val(*n),
+                SortValue::Text(t) => Expr::val(t.clone()),
+            };
+            let beyond = if *descending {
+                portable(backend, "$1 < $2", [key.clone(), value.clone()])
+            } else {
+                portable(backend, "$1 > $2", [key.clone(), value.clone()])
+            };
+            let same = portable(backend, "$1 = $2", [key.clone(), value]);
+            key.clone().is_null().or(beyond).or(same.and(tie_break))
+        }
     }
 }
 
@@ -133,6 +275,7 @@ enum Context {
 
 struct Translator {
     backend: DbBackend,
+    tenant_id: String,
     kind: ResourceKind,
     aliases: AtomicU32,
 }
@@ -152,9 +295,10 @@ fn truth(value: bool) -> Expr {
 }
 
 impl Translator {
-    fn new(backend: DbBackend, kind: ResourceKind) -> Self {
+    fn new(backend: DbBackend, kind: ResourceKind, tenant_id: &str) -> Self {
         Translator {
             backend,
+            tenant_id: tenant_id.to_string(),
             kind,
             aliases: AtomicU32::new(0),
         }
@@ -197,7 +341,7 @@ impl Translator {
             AttrSource::DisplayName => Ok(non_empty(resource_col("display_name"))),
             AttrSource::Members => match ctx {
                 Context::Member(_) => Ok(truth(true)),
-                _ => Ok(Expr::exists(self.members_query().0)),
+                _ => Ok(Self::within(&Context::Resource, self.members_query().0)),
             },
             AttrSource::Groups => Ok(Expr::exists(self.groups_query().0)),
             AttrSource::Indexed => {
@@ -214,7 +358,7 @@ impl Translator {
                 query
                     .and_where(key_match)
                     .and_where(col(&v, "value_text").is_null().or(col(&v, "value_text").ne("")));
-                Ok(Expr::exists(query))
+                Ok(Self::within(ctx, query))
             }
         }
     }
@@ -269,7 +413,7 @@ impl Translator {
         query
             .and_where(col(&v, "attr").eq(attr.key.as_str()))
             .and_where(condition);
-        Ok(Expr::exists(query))
+        Ok(Self::within(ctx, query))
     }
 
     /// Compares one column with an operand; text columns that are not
@@ -321,7 +465,7 @@ impl Translator {
             AttrSource::Members => {
                 let (mut query, m) = self.members_query();
                 query.and_where(self.filter(inner, &Context::Member(m))?);
-                Ok(Expr::exists(query))
+                Ok(Self::within(&Context::Resource, query))
             }
             AttrSource::Indexed => {
                 let (mut query, e) = self.values_query(ctx);
@@ -332,43 +476,53 @@ impl Translator {
                             .or(prefix_range(col(&e, "attr"), &attr.key)),
                     )
                     .and_where(self.filter(inner, &Context::Element(e))?);
-                Ok(Expr::exists(query))
+                Ok(Self::within(ctx, query))
             }
             _ => Err(UnsupportedFilter(format!("{} cannot take a value filter", attr.key))),
         }
     }
 
-    /// `SELECT 1 FROM scim_values v WHERE …` tied to the resource or element in `ctx`.
+    /// Rows of `scim_values` for the resource or element in `ctx`. At the
+    /// resource level the query is uncorrelated (`SELECT resource_id … WHERE
+    /// tenant_id = ? …`) and used as `id IN (…)`, so the planner drives it
+    /// from the value index instead of probing once per resource; inside a
+    /// value filter it is correlated to the element's rows.
     fn values_query(&self, ctx: &Context) -> (SelectStatement, Alias) {
         let v = self.alias("v");
-        let mut query = Query::select()
-            .expr(Expr::cust("1"))
-            .from_as(Alias::new("scim_values"), v.clone())
-            .to_owned();
+        let mut query = Query::select().from_as(Alias::new("scim_values"), v.clone()).to_owned();
         match ctx {
             Context::Element(e) => {
                 query
+                    .expr(Expr::cust("1"))
                     .and_where(col(&v, "tenant_id").equals((e.clone(), Alias::new("tenant_id"))))
                     .and_where(col(&v, "resource_id").equals((e.clone(), Alias::new("resource_id"))))
                     .and_where(col(&v, "element").equals((e.clone(), Alias::new("element"))));
             }
             Context::Resource | Context::Member(_) => {
                 query
-                    .and_where(col(&v, "tenant_id").equals((Alias::new(RESOURCES), Alias::new("tenant_id"))))
-                    .and_where(col(&v, "resource_id").equals((Alias::new(RESOURCES), Alias::new("id"))));
+                    .column((v.clone(), Alias::new("resource_id")))
+                    .and_where(col(&v, "tenant_id").eq(self.tenant_id.as_str()));
             }
         }
         (query, v)
     }
 
-    /// `SELECT 1 FROM group_members m WHERE m.group_id = <this group>`.
+    /// How a sub-query built by `values_query`/`members_query` constrains the
+    /// row in `ctx`: `id IN (…)` for resources, `EXISTS (…)` for elements.
+    fn within(ctx: &Context, query: SelectStatement) -> Expr {
+        match ctx {
+            Context::Resource => resource_col("id").in_subquery(query),
+            Context::Element(_) | Context::Member(_) => Expr::exists(query),
+        }
+    }
+
+    /// `SELECT m.group_id FROM group_members m WHERE m.tenant_id = ?`, used as `id IN (…)`.
     fn members_query(&self) -> (SelectStatement, Alias) {
         let m = self.alias("m");
         let query = Query::select()
-            .expr(Expr::cust("1"))
+            .column((m.clone(), Alias::new("group_id")))
             .from_as(Alias::new("group_members"), m.clone())
-            .and_where(col(&m, "tenant_id").equals((Alias::new(RESOURCES), Alias::new("tenant_id"))))
-            .and_where(col(&m, "group_id").equals((Alias::new(RESOURCES), Alias::new("id"))))
+            .and_where(col(&m, "tenant_id").eq(self.tenant_id.as_str()))
             .to_owned();
         (query, m)
     }
@@ -393,7 +547,7 @@ impl Translator {
             _ => {
                 let (mut query, m) = self.members_query();
                 query.and_where(condition(&m)?);
-                Ok(Expr::exists(query))
+                Ok(Self::within(&Context::Resource, query))
             }
         }
     }
@@ -452,7 +606,7 @@ impl Translator {
         }
         let (mut query, v) = self.values_query(&Context::Resource);
         query.and_where(prefix_range_with(col(&v, "attr"), &format!("{urn}:")));
-        Ok(Expr::exists(query))
+        Ok(Self::within(&Context::Resource, query))
     }
 
     /// The value a resource sorts by: a column, or its primary (else first)
