@@ -10,6 +10,7 @@
 //! - [`http`]: actix-web routes, extractors and error mapping;
 //! - [`startup`], [`config`], [`cli`], [`telemetry`]: wiring.
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -10,6 +10,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
+use crate::admin::{Admin, KeyLifetimes};
 use crate::auth::KeyVerifier;
 use crate::auth::bootstrap::bootstrap_if_empty;
 use crate::auth::hashing::Hasher;
@@ -58,7 +59,17 @@ impl Application {
 
         let verifier = KeyVerifier::new(store.clone(), hasher.clone());
         verifier.spawn_background();
+        let admin = Admin::new(
+            store.clone(),
+            hasher.clone(),
+            Arc::clone(&verifier),
+            KeyLifetimes {
+                default_days: settings.key_default_lifetime_days,
+                max_days: settings.key_max_lifetime_days,
+            },
+        );
         let state = web::Data::new(AppState {
+            admin,
             provisioning: Provisioning::new(store.clone(), hasher),
             metrics: ops::Metrics::new().context("registering metrics")?,
             verifier: Arc::clone(&verifier),

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_initial;
 mod m20261123_000002_code_point_collation;
+mod m20261123_000003_audit_events;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_initial::Migration),
             Box::new(m20261123_000002_code_point_collation::Migration),
+            Box::new(m20261123_000003_audit_events::Migration),
         ]
     }
 }

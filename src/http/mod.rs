@@ -1,9 +1,11 @@
 //! HTTP: the route table, extractors, error mapping and handlers. No SQL here.
 
+pub mod admin;
 pub mod discovery;
 pub mod error;
 pub mod extract;
 pub mod ops;
+pub mod problem;
 pub mod resources;
 
 use std::sync::Arc;
@@ -21,6 +23,7 @@ pub struct AppState {
     pub store: Store,
     pub verifier: Arc<KeyVerifier>,
     pub provisioning: Provisioning,
+    pub admin: crate::admin::Admin,
     pub metrics: ops::Metrics,
 }
 
@@ -29,6 +32,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics))
+        .service(
+            web::scope("/admin/v1")
+                .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                    problem::Problem::new(400, format!("malformed query string: {err}")).into()
+                }))
+                .configure(admin::routes),
+        )
         .service(web::scope("/scim/v2").configure(scim_routes))
         .service(web::scope("/t/{tenant}/scim/v2").configure(scim_routes));
 }

@@ -80,3 +80,32 @@ pub mod api_key {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod audit_event {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub tenant_id: String,
+        pub at: DateTimeUtc,
+        pub action: String,
+        pub actor_key_id: Option<String>,
+        pub actor_service_user_id: Option<String>,
+        pub actor_service_user_name: String,
+        pub target_type: String,
+        pub target_id: Option<String>,
+        pub ip: Option<String>,
+        pub request_id: Option<String>,
+        pub outcome: String,
+        /// JSON object with non-secret details of the change.
+        pub detail: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

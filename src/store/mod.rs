@@ -8,6 +8,8 @@
 //! Every query takes a tenant ID: tenant scoping lives here, not in handlers.
 //! The table design is described in `docs/storage.md`.
 
+pub mod admin;
+pub mod audit;
 pub mod entities;
 pub mod keys;
 pub mod query;

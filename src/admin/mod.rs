@@ -1,0 +1,223 @@
+//! The administrative operations of contract §4 (service users, API keys,
+//! tenants, audit log), shared by the HTTP admin API and the command line.
+//! Rules live here; the store persists and audits; handlers only translate.
+
+pub mod keys;
+pub mod service_users;
+pub mod tenants;
+pub mod views;
+
+use std::sync::Arc;
+
+use crate::auth::KeyVerifier;
+use crate::auth::hashing::Hasher;
+use crate::store::{Store, StoreError};
+
+/// Default page size and maximum of admin lists.
+pub const DEFAULT_LIMIT: u64 = 50;
+pub const MAX_LIMIT: u64 = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// Malformed or invalid input (400).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// Conflicts with the current state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Well-formed, but the rules refuse it (422).
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("internal error")]
+    Internal,
+}
+
+impl AdminError {
+    pub fn status(&self) -> u16 {
+        match self {
+            AdminError::Invalid(_) => 400,
+            AdminError::NotFound(_) => 404,
+            AdminError::Conflict(_) => 409,
+            AdminError::Refused(_) => 422,
+            AdminError::Forbidden(_) => 403,
+            AdminError::Internal => 500,
+        }
+    }
+
+    /// Maps store failures; `what` names the missing thing for 404s.
+    pub fn from_store(e: StoreError, what: &str) -> AdminError {
+        match e {
+            StoreError::NotFound => AdminError::NotFound(format!("{what} not found")),
+            StoreError::Conflict(detail) => AdminError::Conflict(detail),
+            StoreError::InvalidReference(detail) | StoreError::Unsupported(detail) => AdminError::Invalid(detail),
+            StoreError::VersionMismatch => AdminError::Conflict("the resource changed meanwhile; retry".into()),
+            StoreError::Db(_) | StoreError::Corrupt(_) => {
+                tracing::error!(error = %e, "store failure in admin operation");
+                AdminError::Internal
+            }
+        }
+    }
+}
+
+pub type AdminResult<T> = Result<T, AdminError>;
+
+/// Key lifetimes from the configuration, in days.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyLifetimes {
+    pub default_days: u32,
+    pub max_days: u32,
+}
+
+pub struct Admin {
+    pub(crate) store: Store,
+    pub(crate) hasher: Hasher,
+    pub(crate) verifier: Arc<KeyVerifier>,
+    pub(crate) lifetimes: KeyLifetimes,
+}
+
+impl Admin {
+    pub fn new(store: Store, hasher: Hasher, verifier: Arc<KeyVerifier>, lifetimes: KeyLifetimes) -> Self {
+        Admin {
+            store,
+            hasher,
+            verifier,
+            lifetimes,
+        }
+    }
+}
+
+/// A page of an admin list.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPage<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+    pub total: u64,
+}
+
+/// Cursors of admin lists are opaque to clients; inside they hold an offset.
+pub fn decode_cursor(cursor: Option<&str>) -> AdminResult<u64> {
+    let Some(cursor) = cursor.map(str::trim).filter(|c| !c.is_empty()) else {
+        return Ok(0);
+    };
+    cursor
+        .strip_prefix("o")
+        .and_then(|n| u64::from_str_radix(n, 36).ok())
+        .ok_or_else(|| AdminError::Invalid("invalid cursor: pass the nextCursor of the previous page".into()))
+}
+
+pub fn next_cursor(offset: u64, returned: usize, total: u64) -> Option<String> {
+    let next = offset + returned as u64;
+    (returned > 0 && next < total).then(|| format!("o{}", radix36(next)))
+}
+
+fn radix36(mut n: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.iter().rev().map(|&b| b as char).collect()
+}
+
+pub fn limit(requested: Option<u64>) -> AdminResult<u64> {
+    match requested {
+        None => Ok(DEFAULT_LIMIT),
+        Some(0) => Err(AdminError::Invalid("limit must be at least 1".into())),
+        Some(n) if n > MAX_LIMIT => Err(AdminError::Invalid(format!("limit must be at most {MAX_LIMIT}"))),
+        Some(n) => Ok(n),
+    }
+}
+
+/// For `PATCH` bodies: an absent field is `None` (via `#[serde(default)]`),
+/// an explicit `null` is `Some(None)`.
+pub(crate) fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(deserializer).map(Some)
+}
+
+/// Names of service users and keys: they appear in file names and logs.
+pub fn check_name(what: &str, name: &str) -> AdminResult<String> {
+    let name = name.trim();
+    let valid = !name.is_empty()
+        && name.chars().count() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(name.to_string())
+    } else {
+        Err(AdminError::Invalid(format!(
+            "{what} name must be 1 to 64 characters of letters, digits, '-', '_' and '.'"
+        )))
+    }
+}
+
+pub fn check_description(description: Option<String>) -> AdminResult<Option<String>> {
+    match description {
+        Some(d) if d.chars().count() > 1024 => Err(AdminError::Invalid(
+            "description must be at most 1024 characters".into(),
+        )),
+        Some(d) if d.trim().is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+impl Admin {
+    pub async fn list_audit_events(
+        &self,
+        tenant_name: &str,
+        tenant_id: &str,
+        query: &crate::store::audit::AuditQuery,
+    ) -> AdminResult<ListPage<views::AuditEventJson>> {
+        let (total, rows) = self
+            .store
+            .list_audit_events(tenant_id, query)
+            .await
+            .map_err(|e| AdminError::from_store(e, "event"))?;
+        let items: Vec<_> = rows
+            .into_iter()
+            .map(|row| views::AuditEventJson::new(row, tenant_name))
+            .collect();
+        let next_cursor = next_cursor(query.offset, items.len(), total);
+        Ok(ListPage {
+            items,
+            next_cursor,
+            total,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_end_on_the_last_page() {
+        let cursor = next_cursor(0, 50, 120).expect("more");
+        assert_eq!(decode_cursor(Some(&cursor)).expect("valid"), 50);
+        assert_eq!(next_cursor(100, 20, 120), None);
+        assert!(decode_cursor(Some("garbage")).is_err());
+        assert_eq!(decode_cursor(Some("")).expect("first"), 0);
+    }
+
+    #[test]
+    fn names_are_restricted_to_file_safe_characters() {
+        assert!(check_name("key", "scim-delete-user").is_ok());
+        assert!(check_name("key", "nightly.job_1").is_ok());
+        assert!(check_name("key", "").is_err());
+        assert!(check_name("key", "a/b").is_err());
+        assert!(check_name("key", &"x".repeat(65)).is_err());
+    }
+}
