@@ -18,6 +18,8 @@ async fn main() -> anyhow::Result<()> {
             store.close().await;
             tracing::info!("migrations applied");
         }
+        Command::ServiceUsers(command) => scimd::cli::service_users(&settings, command).await?,
+        Command::Keys(command) => scimd::cli::keys(&settings, command).await?,
     }
     Ok(())
 }

@@ -8,8 +8,9 @@ use crate::scim::filter;
 use crate::scim::resource::{self, IndexedScalar, Projection};
 use crate::scim::schema::SchemaRegistry;
 use crate::scim::{ResourceKind, ScimError, ScimResult, ScimType};
+use crate::store::audit::AuditContext;
 use crate::store::query::{ListSpec, Page, Position, SortSpec};
-use crate::store::resources::{IndexRow, Load, MemberRef, ResourceWrite, StoredResource};
+use crate::store::resources::{IndexRow, Load, MemberRef, ResourceWrite, StoredResource, action};
 use crate::store::{Store, StoreError};
 
 pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
@@ -23,6 +24,8 @@ pub const MAX_PAGE_SIZE: u64 = 1000;
 pub struct Scope<'a> {
     pub tenant_id: &'a str,
     pub base_url: &'a str,
+    /// Who acts: every write is audited in its own transaction.
+    pub audit: &'a AuditContext,
 }
 
 /// A resource as answered: body, weak ETag and location.
@@ -96,7 +99,7 @@ impl Provisioning {
         let write = self.prepare_write(kind, input, None).await?;
         let stored = self
             .store
-            .create_resource(scope.tenant_id, kind, write)
+            .create_resource(scope.audit, kind, write)
             .await
             .map_err(store_error)?;
         self.render_fresh(scope, stored, projection).await
@@ -151,7 +154,14 @@ impl Provisioning {
         // store refuses the write if it changed in between.
         let stored = self
             .store
-            .replace_resource(scope.tenant_id, kind, id, Some(current.version), write)
+            .replace_resource(
+                scope.audit,
+                action(kind, "replaced"),
+                kind,
+                id,
+                Some(current.version),
+                write,
+            )
             .await
             .map_err(store_error)?;
         self.render_fresh(scope, stored, projection).await
@@ -173,7 +183,7 @@ impl Provisioning {
             }
         };
         self.store
-            .delete_resource(scope.tenant_id, kind, id, expected)
+            .delete_resource(scope.audit, kind, id, expected)
             .await
             .map_err(store_error)
     }

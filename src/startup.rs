@@ -27,7 +27,7 @@ pub struct Application {
 
 /// Opens the database and applies pending migrations.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    if settings.is_sqlite() {
+    if settings.is_sqlite() || !settings.data_dir.exists() {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
     }
@@ -80,6 +80,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(from_fn(ops::key_expiry_header))
                 .wrap(from_fn(ops::record_metrics))
                 .wrap(from_fn(ops::request_id_header))
                 .wrap(TracingLogger::default())

@@ -6,12 +6,13 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
+use super::extract::{audit_context, client_ip, note_key_expiry};
 use super::problem::{Problem, ProblemResult};
 use crate::admin::keys::{BatchRequest, CreateKey, KeyListRequest, RenewKey, RotateKey, UpdateKey};
 use crate::admin::service_users::{CreateServiceUser, UpdateServiceUser};
@@ -53,20 +54,9 @@ impl FromRequest for AdminCaller {
                 .cloned()
                 .ok_or_else(|| Problem::new(500, "internal error"))?;
             let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-            let client_ip = req.peer_addr().map(|a| a.ip());
-            let principal = state.verifier.authenticate(authorization, client_ip).await?;
-            let request_id = req
-                .extensions()
-                .get::<tracing_actix_web::RequestId>()
-                .map(|id| id.to_string());
-            let audit = AuditContext {
-                tenant_id: principal.tenant_id.clone(),
-                key_id: Some(principal.key_id.as_str().to_string()),
-                service_user_id: Some(principal.service_user_id.clone()),
-                actor_name: principal.service_user_name.clone(),
-                ip: client_ip.map(|ip| ip.to_string()),
-                request_id,
-            };
+            let principal = state.verifier.authenticate(authorization, client_ip(&req)).await?;
+            let audit = audit_context(&req, &principal);
+            note_key_expiry(&req, &principal);
             Ok(AdminCaller { principal, audit })
         })
     }

@@ -14,10 +14,13 @@ use super::AppState;
 use super::error::ScimHttpError;
 use crate::auth::{AuthError, Principal};
 use crate::scim::ScimError;
+use crate::store::audit::AuditContext;
+use actix_web::HttpMessage;
 
 /// An authenticated SCIM request: who calls, and the SCIM base URL it used.
 pub struct ScimCaller {
     pub principal: Principal,
+    pub audit: AuditContext,
     /// `<base-url>/scim/v2` or `<base-url>/t/{tenant}/scim/v2`.
     pub base_url: String,
 }
@@ -27,6 +30,7 @@ impl ScimCaller {
         crate::provisioning::Scope {
             tenant_id: &self.principal.tenant_id,
             base_url: &self.base_url,
+            audit: &self.audit,
         }
     }
 }
@@ -40,8 +44,7 @@ impl FromRequest for ScimCaller {
         Box::pin(async move {
             let state = app_state(&req)?;
             let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-            let client_ip = req.peer_addr().map(|a| a.ip());
-            let principal = state.verifier.authenticate(authorization, client_ip).await?;
+            let principal = state.verifier.authenticate(authorization, client_ip(&req)).await?;
             let base_url = match req.match_info().get("tenant") {
                 Some(tenant) => {
                     // Tenant isolation: a key of another tenant is not a key here.
@@ -52,9 +55,53 @@ impl FromRequest for ScimCaller {
                 }
                 None => format!("{}/scim/v2", state.settings.base_url),
             };
-            Ok(ScimCaller { principal, base_url })
+            let audit = audit_context(&req, &principal);
+            note_key_expiry(&req, &principal);
+            Ok(ScimCaller {
+                principal,
+                audit,
+                base_url,
+            })
         })
     }
+}
+
+/// The audit context of an authenticated request: key, service user, client
+/// address and request ID.
+pub fn audit_context(req: &HttpRequest, principal: &Principal) -> AuditContext {
+    AuditContext {
+        tenant_id: principal.tenant_id.clone(),
+        key_id: Some(principal.key_id.as_str().to_string()),
+        service_user_id: Some(principal.service_user_id.clone()),
+        actor_name: principal.service_user_name.clone(),
+        ip: client_ip(req).map(|ip| ip.to_string()),
+        request_id: req
+            .extensions()
+            .get::<tracing_actix_web::RequestId>()
+            .map(|id| id.to_string()),
+    }
+}
+
+/// Keys expiring within this many days get [`KEY_EXPIRES_HEADER`] on every answer.
+pub const KEY_EXPIRY_WARNING_DAYS: i64 = 7;
+/// Response header telling a caller when its key expires (RFC 3339).
+pub const KEY_EXPIRES_HEADER: &str = "x-scimd-key-expires";
+
+/// When the calling key expires soon, remembered for the response header.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyExpiresSoon(pub chrono::DateTime<chrono::Utc>);
+
+pub fn note_key_expiry(req: &HttpRequest, principal: &Principal) {
+    if let Some(at) = principal.expires_at
+        && at <= chrono::Utc::now() + chrono::Duration::days(KEY_EXPIRY_WARNING_DAYS)
+    {
+        req.extensions_mut().insert(KeyExpiresSoon(at));
+    }
+}
+
+/// The client's address. (Proxies are not believed yet: the peer address.)
+pub fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    req.peer_addr().map(|a| a.ip())
 }
 
 pub fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ScimHttpError> {

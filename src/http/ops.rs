@@ -8,7 +8,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse, web};
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use serde_json::json;
 
 use super::AppState;
@@ -17,6 +17,8 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    keys: IntGaugeVec,
+    keys_expiring: IntGaugeVec,
 }
 
 impl Metrics {
@@ -32,12 +34,24 @@ impl Metrics {
             ]),
             &["route", "method"],
         )?;
+        let keys = IntGaugeVec::new(Opts::new("api_keys", "API keys by state"), &["state"])?;
+        let keys_expiring = IntGaugeVec::new(
+            Opts::new(
+                "api_keys_expiring",
+                "Live API keys expiring within the given number of days",
+            ),
+            &["within_days"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(keys.clone()))?;
+        registry.register(Box::new(keys_expiring.clone()))?;
         Ok(Metrics {
             registry,
             requests,
             latency,
+            keys,
+            keys_expiring,
         })
     }
 
@@ -67,6 +81,27 @@ pub async fn record_metrics(
             response.status().as_u16(),
             started.elapsed().as_secs_f64(),
         );
+    }
+    Ok(response)
+}
+
+/// Adds the key-expiry warning header when the authenticated key expires soon.
+pub async fn key_expiry_header(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut response = next.call(req).await?;
+    let soon = response
+        .request()
+        .extensions()
+        .get::<super::extract::KeyExpiresSoon>()
+        .copied();
+    if let Some(super::extract::KeyExpiresSoon(at)) = soon
+        && let Ok(value) = HeaderValue::from_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(super::extract::KEY_EXPIRES_HEADER), value);
     }
     Ok(response)
 }
@@ -106,6 +141,21 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    // Key gauges are read at scrape time: one small query, only when scraped.
+    match state.store.key_statistics().await {
+        Ok((by_state, week, month)) => {
+            for (key_state, count) in by_state {
+                state
+                    .metrics
+                    .keys
+                    .with_label_values(&[key_state.as_str()])
+                    .set(count as i64);
+            }
+            state.metrics.keys_expiring.with_label_values(&["7"]).set(week as i64);
+            state.metrics.keys_expiring.with_label_values(&["30"]).set(month as i64);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read key statistics"),
+    }
     let mut buffer = Vec::new();
     match TextEncoder::new().encode(&state.metrics.registry.gather(), &mut buffer) {
         Ok(()) => HttpResponse::Ok()

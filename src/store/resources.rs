@@ -14,6 +14,7 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, JoinType, Order, Query, SimpleE
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, TransactionTrait, Value as DbValue};
 use serde_json::{Map, Value};
 
+use super::audit::{AuditContext, Event, record};
 use super::{Store, StoreError, StoreResult, now, scim_timestamp};
 use crate::scim::ResourceKind;
 
@@ -91,10 +92,11 @@ pub struct Load {
 impl Store {
     pub async fn create_resource(
         &self,
-        tenant_id: &str,
+        audit: &AuditContext,
         kind: ResourceKind,
         write: ResourceWrite,
     ) -> StoreResult<StoredResource> {
+        let tenant_id = audit.tenant_id.as_str();
         let id = uuid::Uuid::new_v4().to_string();
         let at = scim_timestamp(now());
         let txn = self.writer().begin().await?;
@@ -152,6 +154,7 @@ impl Store {
                 .collect();
             touch_resources(&txn, tenant_id, &users, &at).await?;
         }
+        record(&txn, audit, Event::success(action(kind, "created"), kind.code(), &id)).await?;
         txn.commit().await?;
         Ok(StoredResource {
             id,
@@ -198,12 +201,14 @@ impl Store {
     /// Replaces a resource. `expected_version` is the `If-Match` version, if any.
     pub async fn replace_resource(
         &self,
-        tenant_id: &str,
+        audit: &AuditContext,
+        audit_action: &'static str,
         kind: ResourceKind,
         id: &str,
         expected_version: Option<i64>,
         write: ResourceWrite,
     ) -> StoreResult<StoredResource> {
+        let tenant_id = audit.tenant_id.as_str();
         let txn = self.writer().begin().await?;
         let Some(current) = fetch_row(&txn, tenant_id, kind, id).await? else {
             return Err(StoreError::NotFound);
@@ -256,6 +261,7 @@ impl Store {
             let changed_users = replace_members(&txn, tenant_id, id, members).await?;
             touch_resources(&txn, tenant_id, &changed_users, &at).await?;
         }
+        record(&txn, audit, Event::success(audit_action, kind.code(), id)).await?;
         txn.commit().await?;
         Ok(StoredResource {
             id: id.to_string(),
@@ -272,11 +278,12 @@ impl Store {
     /// Deletes a resource; memberships it had or held go with it.
     pub async fn delete_resource(
         &self,
-        tenant_id: &str,
+        audit: &AuditContext,
         kind: ResourceKind,
         id: &str,
         expected_version: Option<i64>,
     ) -> StoreResult<()> {
+        let tenant_id = audit.tenant_id.as_str();
         let mut delete = Query::delete();
         delete
             .from_table("scim_resources")
@@ -299,6 +306,7 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         touch_resources(&txn, tenant_id, &touched, &scim_timestamp(now())).await?;
+        record(&txn, audit, Event::success(action(kind, "deleted"), kind.code(), id)).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -369,6 +377,20 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+/// `user.created`, `group.deleted`, …: the audit action of a SCIM write.
+pub fn action(kind: ResourceKind, verb: &str) -> &'static str {
+    match (kind, verb) {
+        (ResourceKind::User, "created") => "user.created",
+        (ResourceKind::User, "replaced") => "user.replaced",
+        (ResourceKind::User, "patched") => "user.patched",
+        (ResourceKind::User, _) => "user.deleted",
+        (ResourceKind::Group, "created") => "group.created",
+        (ResourceKind::Group, "replaced") => "group.replaced",
+        (ResourceKind::Group, "patched") => "group.patched",
+        (ResourceKind::Group, _) => "group.deleted",
     }
 }
 

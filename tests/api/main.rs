@@ -1,8 +1,10 @@
 //! Integration tests: one binary, a module per area. Every test starts a real
 //! server on port 0 with a fresh database and talks HTTP to it.
 
+mod audit;
 mod auth;
 mod bootstrap;
+mod cli;
 mod discovery;
 mod groups;
 mod helpers;
