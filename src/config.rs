@@ -40,6 +40,9 @@ pub struct SettingsArgs {
     /// Longest lifetime a key may be given, in days [default: 365].
     #[arg(long, env = "SCIMD_KEY_MAX_LIFETIME_DAYS", global = true)]
     pub key_max_lifetime_days: Option<u32>,
+    /// Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed [default: none].
+    #[arg(long, env = "SCIMD_TRUSTED_PROXIES", global = true, value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -69,6 +72,8 @@ struct FileSettings {
     key_default_lifetime_days: Option<u32>,
     #[serde(alias = "key-max-lifetime-days")]
     key_max_lifetime_days: Option<u32>,
+    #[serde(alias = "trusted-proxies")]
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// Fully resolved settings.
@@ -85,6 +90,11 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub key_default_lifetime_days: u32,
     pub key_max_lifetime_days: u32,
+    /// Peers whose `X-Forwarded-For` names the client; empty: never believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How often `lastUsedAt` and refused-authentication summaries are written
+    /// (30 s; `lastUsedAt` may lag by this much, within the contract's 60 s).
+    pub flush_interval: std::time::Duration,
 }
 
 impl Settings {
@@ -135,6 +145,19 @@ impl Settings {
                 .or(file.key_default_lifetime_days)
                 .unwrap_or(90),
             key_max_lifetime_days: args.key_max_lifetime_days.or(file.key_max_lifetime_days).unwrap_or(365),
+            trusted_proxies: args
+                .trusted_proxies
+                .clone()
+                .or(file.trusted_proxies)
+                .unwrap_or_default()
+                .iter()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| {
+                    crate::auth::verifier::parse_cidr(s.trim())
+                        .ok_or_else(|| anyhow::anyhow!("trusted proxy \"{s}\" is not an IP address or CIDR range"))
+                })
+                .collect::<anyhow::Result<_>>()?,
+            flush_interval: std::time::Duration::from_secs(30),
         };
         settings.check()?;
         Ok(settings)

@@ -58,7 +58,7 @@ impl Application {
         }
 
         let verifier = KeyVerifier::new(store.clone(), hasher.clone());
-        verifier.spawn_background();
+        verifier.spawn_background(settings.flush_interval);
         let admin = Admin::new(
             store.clone(),
             hasher.clone(),
@@ -99,6 +99,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.verifier.flush_last_used().await;
+        self.verifier.flush_refusals().await;
         result
     }
 }

@@ -30,11 +30,11 @@ use tokio::sync::Semaphore;
 use super::hashing::Hasher;
 use super::key::{self, KeyId, PlainKey};
 use super::scopes::{Role, Scope, ScopeSet, parse_scope_list};
+use crate::store::audit::{AuditContext, Event};
 use crate::store::keys::{KeyAuthRecord, parse_json_list};
 use crate::store::{Store, StoreError};
 
 const EPOCH_POLL: Duration = Duration::from_millis(250);
-const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
 
 /// Who is calling, established from a verified key.
 #[derive(Debug, Clone)]
@@ -147,6 +147,38 @@ pub struct KeyVerifier {
     pepper: [u8; 32],
     epoch: AtomicI64,
     last_used: Mutex<HashMap<String, DateTime<Utc>>>,
+    refusals: Mutex<RefusalWindow>,
+}
+
+/// At most this many distinct refusal groups are kept per flush window.
+const MAX_REFUSAL_GROUPS: usize = 50;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RefusalKey {
+    tenant_id: Option<String>,
+    key_id: Option<String>,
+    ip: Option<String>,
+    reason: &'static str,
+}
+
+#[derive(Debug, Default)]
+struct RefusalWindow {
+    groups: HashMap<RefusalKey, u64>,
+    /// Refusals beyond the group limit, counted only.
+    overflow: u64,
+}
+
+fn refusal_reason(e: &AuthError) -> &'static str {
+    match e {
+        AuthError::Missing => "missing",
+        AuthError::Invalid => "invalid",
+        AuthError::Disabled => "disabled",
+        AuthError::Expired => "expired",
+        AuthError::WrongTenant => "wrong-tenant",
+        AuthError::AddressNotAllowed => "address-not-allowed",
+        AuthError::MissingScope(_) => "missing-scope",
+        AuthError::Unavailable(_) => "unavailable",
+    }
 }
 
 impl KeyVerifier {
@@ -175,6 +207,7 @@ impl KeyVerifier {
             pepper,
             epoch: AtomicI64::new(i64::MIN),
             last_used: Mutex::new(HashMap::new()),
+            refusals: Mutex::new(RefusalWindow::default()),
         })
     }
 
@@ -185,10 +218,36 @@ impl KeyVerifier {
         authorization: Option<&str>,
         client_ip: Option<IpAddr>,
     ) -> Result<Principal, AuthError> {
+        let mut refused_key: Option<(KeyId, Option<String>)> = None;
+        let result = self.verify(authorization, client_ip, &mut refused_key).await;
+        if let Err(e) = &result
+            && !matches!(e, AuthError::Unavailable(_) | AuthError::MissingScope(_))
+        {
+            let (key_id, tenant_id) = refused_key.map_or((None, None), |(id, tenant)| (Some(id), tenant));
+            self.note_refusal(RefusalKey {
+                tenant_id,
+                key_id: key_id.map(|k| k.as_str().to_string()),
+                ip: client_ip.map(|ip| ip.to_string()),
+                reason: refusal_reason(e),
+            });
+        }
+        result
+    }
+
+    /// `refused` learns the key ID (and its tenant) as soon as they are known,
+    /// for the audit summary of a refusal.
+    async fn verify(
+        &self,
+        authorization: Option<&str>,
+        client_ip: Option<IpAddr>,
+        refused: &mut Option<(KeyId, Option<String>)>,
+    ) -> Result<Principal, AuthError> {
         let token = bearer_token(authorization.ok_or(AuthError::Missing)?).ok_or(AuthError::Invalid)?;
         let presented = key::parse(token).map_err(|_| AuthError::Invalid)?;
         let key_id = presented.id();
+        *refused = Some((key_id.clone(), None));
         let record = self.record(&key_id).await?.ok_or(AuthError::Invalid)?;
+        *refused = Some((key_id.clone(), Some(record.tenant_id.clone())));
         self.check_secret(&key_id, &presented, &record).await?;
         let now = Utc::now();
         if record.disabled {
@@ -215,6 +274,83 @@ impl KeyVerifier {
             scopes: record.effective_scopes.clone(),
             expires_at: record.expires_at,
         })
+    }
+
+    fn note_refusal(&self, key: RefusalKey) {
+        if let Ok(mut refusals) = self.refusals.lock() {
+            if refusals.groups.len() < MAX_REFUSAL_GROUPS || refusals.groups.contains_key(&key) {
+                *refusals.groups.entry(key).or_insert(0) += 1;
+            } else {
+                refusals.overflow += 1;
+            }
+        }
+    }
+
+    /// Writes the refusals collected since the last flush as `auth.refused`
+    /// events: one per (tenant, key, address, reason) with its count, at most
+    /// [`MAX_REFUSAL_GROUPS`] per window plus one summary of the rest.
+    pub async fn flush_refusals(&self) {
+        let window = match self.refusals.lock() {
+            Ok(mut refusals) => std::mem::take(&mut *refusals),
+            Err(_) => return,
+        };
+        if window.groups.is_empty() && window.overflow == 0 {
+            return;
+        }
+        // Refusals of unknown keys belong to no tenant: the operator's default one records them.
+        let default_tenant = match self
+            .store
+            .tenant_by_name(crate::auth::bootstrap::BOOTSTRAP_TENANT)
+            .await
+        {
+            Ok(Some(t)) => Some(t.id),
+            _ => None,
+        };
+        for (key, count) in window.groups {
+            let Some(tenant_id) = key.tenant_id.clone().or_else(|| default_tenant.clone()) else {
+                continue;
+            };
+            let ctx = AuditContext {
+                tenant_id,
+                key_id: None,
+                service_user_id: None,
+                actor_name: "anonymous".into(),
+                ip: key.ip.clone(),
+                request_id: None,
+            };
+            let event = Event {
+                action: "auth.refused",
+                target_type: "key",
+                target_id: key.key_id.as_deref(),
+                outcome: "refused",
+                detail: Some(serde_json::json!({ "reason": key.reason, "count": count })),
+            };
+            if let Err(e) = self.store.record_event(&ctx, event).await {
+                tracing::warn!(error = %e, "cannot record refused authentications");
+            }
+        }
+        if window.overflow > 0
+            && let Some(tenant_id) = default_tenant
+        {
+            let ctx = AuditContext {
+                tenant_id,
+                key_id: None,
+                service_user_id: None,
+                actor_name: "anonymous".into(),
+                ip: None,
+                request_id: None,
+            };
+            let event = Event {
+                action: "auth.refused",
+                target_type: "key",
+                target_id: None,
+                outcome: "refused",
+                detail: Some(serde_json::json!({ "reason": "many", "count": window.overflow })),
+            };
+            if let Err(e) = self.store.record_event(&ctx, event).await {
+                tracing::warn!(error = %e, "cannot record refused authentications");
+            }
+        }
     }
 
     /// Drops what is cached about one key (used after a local change).
@@ -306,7 +442,7 @@ impl KeyVerifier {
     }
 
     /// Polls the auth epoch and flushes `lastUsedAt` until the process ends.
-    pub fn spawn_background(self: &Arc<Self>) {
+    pub fn spawn_background(self: &Arc<Self>, flush_interval: Duration) {
         let verifier = Arc::clone(self);
         tokio::spawn(async move {
             let mut poll = tokio::time::interval(EPOCH_POLL);
@@ -324,10 +460,11 @@ impl KeyVerifier {
         });
         let verifier = Arc::clone(self);
         tokio::spawn(async move {
-            let mut flush = tokio::time::interval(LAST_USED_FLUSH);
+            let mut flush = tokio::time::interval(flush_interval);
             loop {
                 flush.tick().await;
                 verifier.flush_last_used().await;
+                verifier.flush_refusals().await;
             }
         });
     }

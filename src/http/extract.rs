@@ -99,9 +99,28 @@ pub fn note_key_expiry(req: &HttpRequest, principal: &Principal) {
     }
 }
 
-/// The client's address. (Proxies are not believed yet: the peer address.)
+/// The client's address: the peer, unless the peer is a trusted proxy, in
+/// which case the right-most `X-Forwarded-For` entry that is not itself a
+/// trusted proxy. Without trusted proxies the header is never believed, so a
+/// client cannot forge its way past an IP allowlist.
 pub fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
-    req.peer_addr().map(|a| a.ip())
+    let peer = req.peer_addr().map(|a| a.ip())?;
+    let trusted = match req.app_data::<web::Data<AppState>>() {
+        Some(state) if !state.settings.trusted_proxies.is_empty() => state.settings.trusted_proxies.clone(),
+        _ => return Some(peer),
+    };
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<std::net::IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|part| part.trim().parse().ok())
+        .collect();
+    Some(forwarded.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer))
 }
 
 pub fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ScimHttpError> {

@@ -120,3 +120,49 @@ async fn metrics_count_keys_by_state_and_expiry() {
     assert_eq!(gauge("scimd_api_keys{state=\"expired\"}"), 1.0);
     assert_eq!(gauge("scimd_api_keys_expiring{within_days=\"7\"}"), 1.0);
 }
+
+#[tokio::test]
+async fn a_flood_of_bad_keys_is_audited_in_summary_not_per_request() {
+    let app = spawn_app().await;
+    let unknown = scimd::auth::key::generate().expose().to_string();
+    let wrong = scimd::auth::key::with_new_secret(&scimd::auth::key::parse(&app.admin_key).expect("key").id());
+    for _ in 0..150 {
+        let status = app
+            .request_with(&unknown, Method::GET, "/scim/v2/Users")
+            .send()
+            .await
+            .expect("request")
+            .status();
+        assert_eq!(status, 401);
+    }
+    for _ in 0..5 {
+        let response = app
+            .request_with(wrong.expose(), Method::GET, "/scim/v2/Users")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 401);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let events: Value = app
+        .get("/admin/v1/audit-events?action=auth.refused")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let items = events["items"].as_array().expect("items");
+    assert!(items.len() <= 4, "summarised: {events}");
+    let total: u64 = items.iter().map(|e| e["detail"]["count"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(total, 155, "{events}");
+    let for_admin_key = items
+        .iter()
+        .find(|e| e["target"]["id"] == json!(&app.admin_key[..32]))
+        .expect("wrong secret");
+    assert_eq!(for_admin_key["detail"]["count"], 5);
+    assert_eq!(for_admin_key["outcome"], "refused");
+    let text = events.to_string();
+    assert!(
+        !text.contains(&unknown[33..]) && !text.contains(&wrong.expose()[33..]),
+        "no secrets"
+    );
+}

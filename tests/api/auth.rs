@@ -275,3 +275,106 @@ async fn steady_state_verification_does_not_recompute_argon2() {
         single_hash
     );
 }
+
+#[tokio::test]
+async fn disabling_a_key_on_one_instance_stops_it_on_another_within_a_second() {
+    let first = spawn_app().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let second = crate::helpers::spawn_with(dir, first.data_dir.join("second"), first.database_url.clone()).await;
+    let key = first.key_with_scopes(&[Scope::UsersRead]).await;
+    let key_id = &key[..32];
+    // Both instances have verified and cached the key.
+    assert_eq!(status_with_key(&first, &key, Method::GET, "/scim/v2/Users").await, 200);
+    assert_eq!(status_with_key(&second, &key, Method::GET, "/scim/v2/Users").await, 200);
+    let disabled = first
+        .request(Method::POST, &format!("/admin/v1/keys/{key_id}/disable"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(disabled.status(), 200);
+    // The instance that made the change refuses at once…
+    assert_eq!(status_with_key(&first, &key, Method::GET, "/scim/v2/Users").await, 401);
+    // …and the other within a second.
+    let started = std::time::Instant::now();
+    loop {
+        let status = status_with_key(&second, &key, Method::GET, "/scim/v2/Users").await;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "still {status} after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    println!("revocation reached the second instance after {:?}", started.elapsed());
+}
+
+/// A key allowed only from 203.0.113.0/24, created through the admin API.
+async fn key_allowed_from_documentation_net(app: &crate::helpers::TestApp) -> String {
+    let user: Value = app
+        .post(
+            "/admin/v1/service-users",
+            &json!({ "name": "ip-bound", "role": "reader" }),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let created: Value = app
+        .post(
+            &format!("/admin/v1/service-users/{}/keys", user["id"].as_str().expect("id")),
+            &json!({ "name": "bound", "allowedIps": ["203.0.113.0/24"] }),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    created["key"].as_str().expect("key").to_string()
+}
+
+#[tokio::test]
+async fn x_forwarded_for_is_believed_only_from_a_trusted_proxy() {
+    let direct = spawn_app().await;
+    let key = key_allowed_from_documentation_net(&direct).await;
+    let spoofed = direct
+        .request_with(&key, Method::GET, "/scim/v2/Users")
+        .header("X-Forwarded-For", "203.0.113.7")
+        .send()
+        .await
+        .expect("request");
+    assert_scim_error(spoofed, 403, None).await;
+
+    let behind_proxy = crate::helpers::spawn_app_configured(|s| {
+        s.trusted_proxies = vec!["127.0.0.1/32".parse().expect("cidr")];
+    })
+    .await;
+    let key = key_allowed_from_documentation_net(&behind_proxy).await;
+    let via_proxy = |xff: &'static str| {
+        behind_proxy
+            .request_with(&key, Method::GET, "/scim/v2/Users")
+            .header("X-Forwarded-For", xff)
+            .send()
+    };
+    assert_eq!(via_proxy("203.0.113.7").await.expect("request").status(), 200);
+    // The right-most untrusted entry counts; a client-supplied left part is ignored.
+    assert_eq!(
+        via_proxy("203.0.113.7, 198.51.100.1").await.expect("request").status(),
+        403
+    );
+    assert_eq!(
+        via_proxy("198.51.100.1, 203.0.113.7").await.expect("request").status(),
+        200
+    );
+    let no_header = behind_proxy
+        .request_with(&key, Method::GET, "/scim/v2/Users")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        no_header.status(),
+        403,
+        "the proxy itself (127.0.0.1) is not in the allowlist"
+    );
+}

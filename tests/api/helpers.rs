@@ -62,21 +62,33 @@ pub fn test_settings(data_dir: PathBuf, database_url: String) -> Settings {
         max_body_bytes: 64 * 1024,
         key_default_lifetime_days: 90,
         key_max_lifetime_days: 365,
+        trusted_proxies: Vec::new(),
+        flush_interval: std::time::Duration::from_millis(500),
     }
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_configured(|_| {}).await
+}
+
+/// A fresh application whose settings `configure` adjusts first.
+pub async fn spawn_app_configured(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("data");
     let database_url = fresh_database(dir.path()).await;
-    spawn_with(dir, data_dir, database_url).await
+    let mut settings = test_settings(data_dir.clone(), database_url.clone());
+    configure(&mut settings);
+    start(dir, settings).await
 }
 
 /// Starts an application on an existing data dir and database (restarts).
 pub async fn spawn_with(dir: tempfile::TempDir, data_dir: PathBuf, database_url: String) -> TestApp {
-    let app = Application::build(test_settings(data_dir.clone(), database_url.clone()))
-        .await
-        .expect("build app");
+    start(dir, test_settings(data_dir, database_url)).await
+}
+
+async fn start(dir: tempfile::TempDir, settings: Settings) -> TestApp {
+    let (data_dir, database_url) = (settings.data_dir.clone(), settings.database_url.clone());
+    let app = Application::build(settings).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let admin_key = read_bootstrap_key(&data_dir).unwrap_or_default();
