@@ -4,13 +4,13 @@
 use serde_json::{Map, Value, json};
 
 use crate::auth::hashing::Hasher;
-use crate::scim::filter;
 use crate::scim::resource::{self, IndexedScalar, Projection};
 use crate::scim::schema::SchemaRegistry;
 use crate::scim::{ResourceKind, ScimError, ScimResult, ScimType};
+use crate::scim::{filter, patch};
 use crate::store::audit::AuditContext;
 use crate::store::query::{ListSpec, Page, Position, SortSpec};
-use crate::store::resources::{IndexRow, Load, MemberRef, ResourceWrite, StoredResource, action};
+use crate::store::resources::{IndexRow, Load, MemberDelta, MemberRef, ResourceWrite, StoredResource, action};
 use crate::store::{Store, StoreError};
 
 pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
@@ -165,6 +165,61 @@ impl Provisioning {
             .await
             .map_err(store_error)?;
         self.render_fresh(scope, stored, projection).await
+    }
+
+    /// PATCH (RFC 7644 §3.5.2): the operations are applied to the stored
+    /// document, the result is validated like a replace, and membership
+    /// changes are applied row by row. Without `If-Match`, a concurrent write
+    /// that wins the race makes this re-read and re-apply (a few times), so
+    /// concurrent member changes are never lost; with `If-Match` it is a 412.
+    pub async fn patch(
+        &self,
+        scope: &Scope<'_>,
+        kind: ResourceKind,
+        id: &str,
+        body: &Value,
+        if_match: Option<&Precondition>,
+        projection: &Projection,
+    ) -> ScimResult<Rendered> {
+        const ATTEMPTS: usize = 8;
+        let request = patch::parse_patch_request(body)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = self
+                .store
+                .get_resource(scope.tenant_id, kind, id, Load::default())
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| not_found(kind, id))?;
+            check_precondition(if_match, current.version)?;
+            let existing = Value::Object(current.document.clone());
+            let outcome = patch::apply_patch(self.registry, kind, &existing, &request)?;
+            let write = if outcome.document == existing {
+                None
+            } else {
+                let mut write = self.prepare_write(kind, &outcome.document, Some(&existing)).await?;
+                write.members = None;
+                Some(write).filter(|w| w.document != current.document || w.password_hash.is_some())
+            };
+            let delta = MemberDelta {
+                replace_all: outcome
+                    .members
+                    .replace_all
+                    .map(|all| all.into_iter().map(member_ref).collect()),
+                add: outcome.members.add.into_iter().map(member_ref).collect(),
+                remove: outcome.members.remove,
+            };
+            match self
+                .store
+                .patch_resource(scope.audit, kind, id, current.version, write, delta)
+                .await
+            {
+                Ok(stored) => return self.render_fresh(scope, stored, projection).await,
+                Err(StoreError::VersionMismatch) if if_match.is_none() && attempt < ATTEMPTS => continue,
+                Err(e) => return Err(store_error(e)),
+            }
+        }
     }
 
     pub async fn delete(
@@ -382,15 +437,13 @@ impl Provisioning {
             let members: Vec<Value> = members
                 .iter()
                 .map(|m| {
-                    let mut member = json!({
+                    // No `display`: it is optional, and clients compare what
+                    // they sent (value, $ref, type) with what comes back.
+                    json!({
                         "value": m.id,
                         "$ref": format!("{}/{}/{}", scope.base_url, m.kind.endpoint(), m.id),
                         "type": m.kind.name(),
-                    });
-                    if let Some(display) = &m.display {
-                        member["display"] = json!(display);
-                    }
-                    member
+                    })
                 })
                 .collect();
             body.insert("members".into(), Value::Array(members));
@@ -572,6 +625,15 @@ fn take_members(document: &mut Map<String, Value>) -> ScimResult<Vec<MemberRef>>
             })
         })
         .collect()
+}
+
+fn member_ref(member: patch::MemberValue) -> MemberRef {
+    let kind = match member.kind.as_deref() {
+        Some("User") => Some(ResourceKind::User),
+        Some("Group") => Some(ResourceKind::Group),
+        _ => None,
+    };
+    MemberRef { id: member.value, kind }
 }
 
 fn index_row(value: resource::IndexValue) -> IndexRow {

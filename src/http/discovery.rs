@@ -42,7 +42,7 @@ pub async fn service_provider_config(req: HttpRequest, state: web::Data<AppState
     Ok(scim_json(json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "documentationUri": "https://github.com/scimd/scimd#readme",
-        "patch": { "supported": false },
+        "patch": { "supported": true },
         "bulk": { "supported": false, "maxOperations": 0, "maxPayloadSize": 0 },
         "filter": { "supported": true, "maxResults": MAX_PAGE_SIZE },
         "changePassword": { "supported": true },

@@ -48,7 +48,7 @@ fn scim_routes(cfg: &mut web::ServiceConfig) {
     use crate::scim::ResourceKind::{Group, User};
     // Any method a resource does not serve gets a SCIM error (405, or 501
     // for PATCH while unsupported), never actix's bare 404/405.
-    let resource = |path: &str| web::resource(path).default_service(web::route().to(resources::unsupported_method));
+    let resource = |path: &str| web::resource(path).default_service(web::route().to(resources::method_not_allowed));
     let read_only = |path: &str| web::resource(path).default_service(web::route().to(resources::method_not_allowed));
     cfg.service(read_only("/ServiceProviderConfig").route(web::get().to(discovery::service_provider_config)))
         .service(read_only("/ResourceTypes").route(web::get().to(discovery::resource_types)))
@@ -79,6 +79,7 @@ fn scim_routes(cfg: &mut web::ServiceConfig) {
                 .app_data(web::Data::new(User))
                 .route(web::get().to(resources::get))
                 .route(web::put().to(resources::replace))
+                .route(web::patch().to(resources::patch))
                 .route(web::delete().to(resources::delete)),
         )
         .service(
@@ -92,6 +93,7 @@ fn scim_routes(cfg: &mut web::ServiceConfig) {
                 .app_data(web::Data::new(Group))
                 .route(web::get().to(resources::get))
                 .route(web::put().to(resources::replace))
+                .route(web::patch().to(resources::patch))
                 .route(web::delete().to(resources::delete)),
         )
         .default_service(web::route().to(resources::unknown_endpoint));

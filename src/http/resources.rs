@@ -120,6 +120,28 @@ pub async fn replace(
     Ok(resource_response(HttpResponse::Ok(), rendered))
 }
 
+pub async fn patch(
+    req: HttpRequest,
+    caller: ScimCaller,
+    kind: web::Data<ResourceKind>,
+    state: web::Data<AppState>,
+    id: web::Path<IdPath>,
+    body: web::Payload,
+) -> ScimHttpResult<HttpResponse> {
+    let kind = **kind;
+    caller.principal.require(required_scope(kind, Action::Write))?;
+    let id = id.into_inner().id;
+    let query = ScimQuery::parse(&req)?;
+    let projection = projection(&state, kind, &query)?;
+    let input = read_json(body, state.settings.max_body_bytes).await?;
+    let if_match = precondition(&req, IF_MATCH);
+    let rendered = state
+        .provisioning
+        .patch(&caller.scope(), kind, &id, &input, if_match.as_ref(), &projection)
+        .await?;
+    Ok(resource_response(HttpResponse::Ok(), rendered))
+}
+
 pub async fn delete(
     req: HttpRequest,
     caller: ScimCaller,
@@ -308,15 +330,6 @@ pub async fn unknown_endpoint(req: HttpRequest) -> ScimHttpResult<HttpResponse> 
     Err(ScimError::not_found(format!("no SCIM endpoint {} {}", req.method(), req.path())).into())
 }
 
-/// Methods a resource endpoint does not serve. PATCH is advertised as
-/// unsupported in the ServiceProviderConfig, hence 501 rather than 405.
-pub async fn unsupported_method(req: HttpRequest) -> ScimHttpResult<HttpResponse> {
-    if req.method() == actix_web::http::Method::PATCH {
-        return Err(ScimError::not_implemented("PATCH is not supported by this server yet").into());
-    }
-    method_not_allowed(req).await
-}
-
 /// Methods an endpoint does not serve: 405 with the `Allow` header RFC 9110
 /// §15.5.6 requires.
 pub async fn method_not_allowed(req: HttpRequest) -> ScimHttpResult<HttpResponse> {
@@ -336,7 +349,7 @@ fn allowed_methods(path: &str) -> &'static str {
     match (parent, last) {
         (_, ".search") => "POST",
         (_, "Users" | "Groups") => "GET, POST",
-        ("Users" | "Groups", _) => "GET, PUT, DELETE",
+        ("Users" | "Groups", _) => "GET, PUT, PATCH, DELETE",
         _ => "GET",
     }
 }

@@ -20,8 +20,8 @@
 //!   elements equal to those given (Entra's member removal).
 //!
 //! Choices where the RFC is silent: unknown attribute names, in a path, a
-//! path-less value or a sub-attribute of a value, are `invalidPath`; a value
-//! filter on a singular attribute is `invalidPath`; `attr.sub` on a
+//! path-less value or a sub-attribute of a value, are `invalidPath`, as are
+//! invalid value filters and filters on singular attributes; `attr.sub` on a
 //! multi-valued attribute addresses every element (`noTarget` when there is
 //! none to add or replace in); removing an unassigned attribute succeeds;
 //! replacing an element selected by a filter replaces it whole (§3.5.2.3).
@@ -367,7 +367,12 @@ impl<'r> Patcher<'r> {
     ) -> ScimResult<()> {
         for (key, value) in attrs {
             let key = key.trim();
-            if schema.is_none() && IGNORED_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+            // Clients echo `schemas` inside an extension's object too (scim2-client does).
+            let ignored = match schema {
+                None => IGNORED_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key)),
+                Some(_) => key.eq_ignore_ascii_case("schemas"),
+            };
+            if ignored {
                 continue;
             }
             let text = match schema {
@@ -1131,6 +1136,7 @@ fn put(map: &mut Map<String, Value>, key: &str, value: Option<Value>) {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use serde_json::json;
 
     use super::*;
@@ -1492,6 +1498,17 @@ mod tests {
         assert_eq!(doc[ENTERPRISE_USER_SCHEMA], json!({"employeeNumber": "701984"}));
         assert_eq!(doc["schemas"], json!([CORE_USER, ENTERPRISE_USER_SCHEMA]));
         assert!(doc.get("employeeNumber").is_none());
+    }
+
+    #[test]
+    fn a_schemas_key_inside_an_extension_object_is_ignored() {
+        let reg = SchemaRegistry::builtin();
+        let existing = json!({"schemas": [CORE_USER], "userName": "u"});
+        let body = json!({"schemas": [PATCH_OP_SCHEMA], "Operations": [{"op": "add", "path": ENTERPRISE_USER_SCHEMA,
+            "value": {"schemas": [ENTERPRISE_USER_SCHEMA], "department": "D"}}]});
+        let request = parse_patch_request(&body).expect("parses");
+        let outcome = apply_patch(reg, ResourceKind::User, &existing, &request).expect("applies");
+        assert_eq!(outcome.document[ENTERPRISE_USER_SCHEMA], json!({"department": "D"}));
     }
 
     #[test]
@@ -2399,6 +2416,108 @@ mod tests {
                         let _ = run(*kind, doc, path_less);
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn large_lists_are_handled_without_quadratic_work() {
+        let ids: Vec<Value> = (0..20_000).map(|i| json!({"value": format!("m{i}")})).collect();
+        let changes = member_changes(json!([
+            {"op": "add", "path": "members", "value": ids},
+            {"op": "remove", "path": "members", "value": ids},
+            {"op": "replace", "path": "members", "value": ids},
+            {"op": "remove", "path": "members", "value": ids}
+        ]));
+        assert_eq!(changes.replace_all, Some(vec![]));
+        let mut emails: Vec<Value> = (0..20_000)
+            .map(|i| json!({"value": format!("u{i}@example.com")}))
+            .collect();
+        emails.push(json!({"value": "p@example.com", "primary": true}));
+        let doc = patched_user(json!([{"op": "add", "path": "emails", "value": emails}]));
+        assert_eq!(doc["emails"].as_array().map(Vec::len), Some(20_003));
+        assert_eq!(doc["emails"][0]["primary"], false);
+    }
+
+    fn arbitrary_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            prop::sample::select(vec!["", "x", "True", "work", "User", "a@b.c"]).prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(vec!["value", "Type", "primary", "givenName", "display", "$ref", "zz"]),
+                        inner
+                    ),
+                    0..4
+                )
+                .prop_map(|fields| Value::Object(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            ]
+        })
+    }
+
+    fn arbitrary_path() -> impl Strategy<Value = String> {
+        let fragments = vec![
+            "emails",
+            "name",
+            "members",
+            "manager",
+            ".",
+            "value",
+            "givenName",
+            "[",
+            "]",
+            " eq ",
+            " or ",
+            " and ",
+            "\"work\"",
+            "type",
+            "primary",
+            " pr",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+            ":",
+            "urn:scim:schemas:core:2.0:User:",
+            "id",
+            "userName",
+            "displayName",
+            "(",
+            ")",
+            "not",
+        ];
+        prop::collection::vec(prop::sample::select(fragments), 0..8).prop_map(|parts| parts.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(512))]
+
+        #[test]
+        fn random_patches_never_panic_and_keep_schemas_consistent(
+            is_group in any::<bool>(),
+            op in prop::sample::select(vec!["add", "Replace", "REMOVE"]),
+            path in prop::option::of(arbitrary_path()),
+            value in prop::option::of(arbitrary_value()),
+        ) {
+            let (kind, doc) = if is_group { (GROUP, group()) } else { (USER, user()) };
+            let mut operation = json!({"op": op});
+            if let Some(path) = path {
+                operation["path"] = Value::String(path);
+            }
+            if let Some(value) = value {
+                operation["value"] = value;
+            }
+            if let Ok(outcome) = run(kind, &doc, json!([operation])) {
+                let document = outcome.document;
+                prop_assert!(document.get("members").is_none());
+                let listed = document["schemas"]
+                    .as_array()
+                    .is_some_and(|s| s.contains(&Value::from(ENTERPRISE_USER_SCHEMA)));
+                prop_assert_eq!(listed, document.get(ENTERPRISE_USER_SCHEMA).is_some());
+                let _ = validate_write(reg(), kind, &document, Some(&doc));
             }
         }
     }

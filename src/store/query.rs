@@ -399,7 +399,12 @@ impl Translator {
             AttrSource::Groups => return self.groups_compare(attr, op, operand),
             AttrSource::Indexed => return self.indexed_compare(attr, op, operand, ctx),
         };
-        self.value_compare(column, case_exact, op, operand)
+        // Two-valued logic: an absent value (NULL) compares false, so that
+        // `not (…)` and `ne` hold for it, as RFC 7644 and the evaluator say.
+        Ok(column
+            .clone()
+            .is_not_null()
+            .and(self.value_compare(column, case_exact, op, operand)?))
     }
 
     fn indexed_compare(&self, attr: &AttrRef, op: CompareOp, operand: &Operand, ctx: &Context) -> Translated {
@@ -697,14 +702,15 @@ fn sql_collated(sql: &'static str) -> &'static str {
 }
 
 /// A comparison whose left side is known without the database.
+/// `meta.resourceType` is `caseExact`, so no folding.
 fn compare_in_rust(actual: &str, wanted: &str, op: CompareOp) -> bool {
-    let (a, w) = (actual.to_lowercase(), wanted.to_lowercase());
+    let (a, w) = (actual, wanted);
     match op {
         CompareOp::Eq => a == w,
         CompareOp::Ne => a != w,
-        CompareOp::Co => a.contains(&w),
-        CompareOp::Sw => a.starts_with(&w),
-        CompareOp::Ew => a.ends_with(&w),
+        CompareOp::Co => a.contains(w),
+        CompareOp::Sw => a.starts_with(w),
+        CompareOp::Ew => a.ends_with(w),
         CompareOp::Gt => a > w,
         CompareOp::Ge => a >= w,
         CompareOp::Lt => a < w,
@@ -712,10 +718,10 @@ fn compare_in_rust(actual: &str, wanted: &str, op: CompareOp) -> bool {
     }
 }
 
-/// `W/"3"` or `"3"` → 3.
+/// `W/"3"` → 3: `meta.version` is compared as the exact string the server
+/// shows (case-exact), so only its own weak form matches.
 fn parse_version(tag: &str) -> Option<i64> {
-    let tag = tag.strip_prefix("W/").unwrap_or(tag);
-    tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
+    tag.strip_prefix("W/\"")?.strip_suffix('"')?.parse().ok()
 }
 
 /// A custom SQL expression written with `$1`, `$2`… (each may repeat). sea-query

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, JoinType, Order, Query, SimpleExpr};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query, SimpleExpr};
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, TransactionTrait, Value as DbValue};
 use serde_json::{Map, Value};
 
@@ -53,11 +53,20 @@ pub struct ResourceWrite {
     pub members: Option<Vec<MemberRef>>,
 }
 
+/// Membership changes of a PATCH, applied row by row: adding or removing a
+/// member never reads the member list.
+#[derive(Debug, Clone, Default)]
+pub struct MemberDelta {
+    /// The member set becomes exactly this (reads the current ids once).
+    pub replace_all: Option<Vec<MemberRef>>,
+    pub add: Vec<MemberRef>,
+    pub remove: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMember {
     pub id: String,
     pub kind: ResourceKind,
-    pub display: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,6 +276,113 @@ impl Store {
             id: id.to_string(),
             kind,
             document: write.document,
+            version,
+            created: current.created,
+            last_modified: at,
+            members: None,
+            groups: None,
+        })
+    }
+
+    /// Applies a PATCH: the new document (if it changed) and membership
+    /// changes, in one transaction, provided the resource is still at
+    /// `expected_version` (else [`StoreError::VersionMismatch`]: the caller
+    /// re-reads and re-applies).
+    pub async fn patch_resource(
+        &self,
+        audit: &AuditContext,
+        kind: ResourceKind,
+        id: &str,
+        expected_version: i64,
+        write: Option<ResourceWrite>,
+        delta: MemberDelta,
+    ) -> StoreResult<StoredResource> {
+        let tenant_id = audit.tenant_id.as_str();
+        let txn = self.writer().begin().await?;
+        let Some(current) = fetch_row(&txn, tenant_id, kind, id).await? else {
+            return Err(StoreError::NotFound);
+        };
+        if current.version != expected_version {
+            return Err(StoreError::VersionMismatch);
+        }
+        let at = scim_timestamp(now());
+        let version = current.version + 1;
+        let mut update = Query::update();
+        update
+            .table("scim_resources")
+            .value("version", version)
+            .value("last_modified", at.clone())
+            .and_where(Expr::col("tenant_id").eq(tenant_id))
+            .and_where(Expr::col("id").eq(id))
+            .and_where(Expr::col("version").eq(current.version));
+        let document = match &write {
+            Some(write) => {
+                let cols = IndexedColumns::of(kind, &write.document);
+                update
+                    .value("user_name", cols.user_name.clone())
+                    .value("user_name_folded", cols.user_name.as_deref().map(str::to_lowercase))
+                    .value("external_id", cols.external_id)
+                    .value("display_name", cols.display_name.clone())
+                    .value(
+                        "display_name_folded",
+                        cols.display_name.as_deref().map(str::to_lowercase),
+                    )
+                    .value("document", Value::Object(write.document.clone()).to_string());
+                if let Some(hash) = &write.password_hash {
+                    update.value("password_hash", hash.clone());
+                }
+                write.document.clone()
+            }
+            None => current.document.clone(),
+        };
+        let result = txn
+            .execute(&update)
+            .await
+            .map_err(|e| StoreError::from_db(e, "userName is already taken"))?;
+        if result.rows_affected() != 1 {
+            return Err(StoreError::VersionMismatch);
+        }
+        if let Some(write) = &write {
+            let delete_index = Query::delete()
+                .from_table("scim_values")
+                .and_where(Expr::col("tenant_id").eq(tenant_id))
+                .and_where(Expr::col("resource_id").eq(id))
+                .to_owned();
+            txn.execute(&delete_index).await?;
+            insert_index(&txn, tenant_id, id, &write.index).await?;
+        }
+        let mut touched: Vec<String> = Vec::new();
+        if let Some(all) = &delta.replace_all {
+            let members = resolve_members(&txn, tenant_id, id, all).await?;
+            touched.extend(replace_members(&txn, tenant_id, id, members).await?);
+        }
+        if !delta.add.is_empty() {
+            let added = resolve_members(&txn, tenant_id, id, &delta.add).await?;
+            insert_members(&txn, tenant_id, id, &added).await?;
+            touched.extend(
+                added
+                    .into_iter()
+                    .filter(|(_, k)| *k == ResourceKind::User)
+                    .map(|(m, _)| m),
+            );
+        }
+        for chunk in delta.remove.chunks(INSERT_CHUNK) {
+            let delete = Query::delete()
+                .from_table("group_members")
+                .and_where(Expr::col("tenant_id").eq(tenant_id))
+                .and_where(Expr::col("group_id").eq(id))
+                .and_where(Expr::col("member_id").is_in(chunk.iter().cloned()))
+                .to_owned();
+            txn.execute(&delete).await?;
+            touched.extend(chunk.iter().cloned());
+        }
+        touch_resources(&txn, tenant_id, &touched, &at).await?;
+        record(&txn, audit, Event::success(action(kind, "patched"), kind.code(), id)).await?;
+        txn.commit().await?;
+        Ok(StoredResource {
+            id: id.to_string(),
+            kind,
+            document,
             version,
             created: current.created,
             last_modified: at,
@@ -570,6 +686,8 @@ async fn insert_members(
                 .values([tenant_id.into(), group_id.into(), id.clone().into(), kind.name().into()])
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         }
+        // Adding a member that is already there is a no-op, not a conflict.
+        insert.on_conflict(OnConflict::columns(["group_id", "member_id"]).do_nothing().to_owned());
         db.execute(&insert).await?;
     }
     Ok(())
@@ -675,34 +793,23 @@ async fn neighbours(db: &impl ConnectionTrait, tenant_id: &str, id: &str) -> Sto
     Ok(ids)
 }
 
+/// A group's members: one index range of `group_members`, no join.
 async fn members_of(db: &impl ConnectionTrait, tenant_id: &str, group_id: &str) -> StoreResult<Vec<StoredMember>> {
     let stmt = Query::select()
-        .column((Alias::new("m"), Alias::new("member_id")))
-        .column((Alias::new("m"), Alias::new("member_type")))
-        .column((Alias::new("r"), Alias::new("display_name")))
-        .column((Alias::new("r"), Alias::new("user_name")))
-        .from_as("group_members", Alias::new("m"))
-        .join_as(
-            JoinType::InnerJoin,
-            "scim_resources",
-            Alias::new("r"),
-            Expr::col((Alias::new("r"), Alias::new("id"))).equals((Alias::new("m"), Alias::new("member_id"))),
-        )
-        .and_where(Expr::col((Alias::new("m"), Alias::new("tenant_id"))).eq(tenant_id))
-        .and_where(Expr::col((Alias::new("m"), Alias::new("group_id"))).eq(group_id))
-        .order_by((Alias::new("m"), Alias::new("member_id")), Order::Asc)
+        .columns(["member_id", "member_type"])
+        .from("group_members")
+        .and_where(Expr::col("tenant_id").eq(tenant_id))
+        .and_where(Expr::col("group_id").eq(group_id))
+        .order_by("member_id", Order::Asc)
         .to_owned();
     db.query_all(&stmt)
         .await?
         .iter()
         .map(|row| {
             let kind = kind_from_name(&row.try_get::<String>("", "member_type")?)?;
-            let display_name: Option<String> = row.try_get("", "display_name")?;
-            let user_name: Option<String> = row.try_get("", "user_name")?;
             Ok(StoredMember {
                 id: row.try_get("", "member_id")?,
                 kind,
-                display: display_name.or(user_name),
             })
         })
         .collect()

@@ -100,7 +100,7 @@ async fn service_provider_config_states_what_is_supported() {
     let app = spawn_app().await;
     let spc = anonymous_get(&app, "/scim/v2/ServiceProviderConfig").await;
     assert_eq!(spc["schemas"], json!([SPC_SCHEMA]));
-    assert_eq!(spc["patch"]["supported"], false);
+    assert_eq!(spc["patch"]["supported"], true);
     assert_eq!(spc["bulk"]["supported"], false);
     assert!(
         spc["bulk"]["maxOperations"].is_u64() && spc["bulk"]["maxPayloadSize"].is_u64(),

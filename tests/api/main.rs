@@ -10,5 +10,6 @@ mod groups;
 mod helpers;
 mod input;
 mod ops;
+mod properties;
 mod query;
 mod users;

@@ -334,12 +334,3 @@ async fn me_answers_501_with_a_scim_error() {
     let app = spawn_app().await;
     assert_scim_error(app.get("/scim/v2/Me").await, 501, None).await;
 }
-
-#[tokio::test]
-async fn patch_is_refused_with_501_while_unsupported() {
-    let app = spawn_app().await;
-    let user = app.create_user("bjensen").await;
-    let path = format!("/scim/v2/Users/{}", user["id"].as_str().expect("id"));
-    let body = json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [] });
-    assert_scim_error(app.send(Method::PATCH, &path, &body).await, 501, None).await;
-}
