@@ -181,9 +181,9 @@ impl Provisioning {
         if_match: Option<&Precondition>,
         projection: &Projection,
     ) -> ScimResult<Rendered> {
-        const ATTEMPTS: usize = 8;
+        const ATTEMPTS: u32 = 30;
         let request = patch::parse_patch_request(body)?;
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         loop {
             attempt += 1;
             let current = self
@@ -210,13 +210,20 @@ impl Provisioning {
                 add: outcome.members.add.into_iter().map(member_ref).collect(),
                 remove: outcome.members.remove,
             };
+            // Membership-only changes are row-level and commute: no version check.
+            let expected = (write.is_some() || if_match.is_some()).then_some(current.version);
             match self
                 .store
-                .patch_resource(scope.audit, kind, id, current.version, write, delta)
+                .patch_resource(scope.audit, kind, id, expected, write, delta)
                 .await
             {
                 Ok(stored) => return self.render_fresh(scope, stored, projection).await,
-                Err(StoreError::VersionMismatch) if if_match.is_none() && attempt < ATTEMPTS => continue,
+                Err(StoreError::VersionMismatch) if if_match.is_none() && attempt < ATTEMPTS => {
+                    // Lost a race with another write: back off a little, at random, and re-apply.
+                    let jitter = rand::random_range(1..=5 * u64::from(attempt.min(10)));
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                    continue;
+                }
                 Err(e) => return Err(store_error(e)),
             }
         }

@@ -285,15 +285,17 @@ impl Store {
     }
 
     /// Applies a PATCH: the new document (if it changed) and membership
-    /// changes, in one transaction, provided the resource is still at
-    /// `expected_version` (else [`StoreError::VersionMismatch`]: the caller
-    /// re-reads and re-applies).
+    /// changes, in one transaction. With `expected_version` the resource must
+    /// still be at that version (else [`StoreError::VersionMismatch`]: the
+    /// caller re-reads and re-applies). Membership-only changes pass `None`:
+    /// each touches its own rows, so concurrent ones need no ordering and
+    /// the version is simply incremented.
     pub async fn patch_resource(
         &self,
         audit: &AuditContext,
         kind: ResourceKind,
         id: &str,
-        expected_version: i64,
+        expected_version: Option<i64>,
         write: Option<ResourceWrite>,
         delta: MemberDelta,
     ) -> StoreResult<StoredResource> {
@@ -302,19 +304,20 @@ impl Store {
         let Some(current) = fetch_row(&txn, tenant_id, kind, id).await? else {
             return Err(StoreError::NotFound);
         };
-        if current.version != expected_version {
+        if expected_version.is_some_and(|v| v != current.version) {
             return Err(StoreError::VersionMismatch);
         }
         let at = scim_timestamp(now());
-        let version = current.version + 1;
         let mut update = Query::update();
         update
             .table("scim_resources")
-            .value("version", version)
+            .value("version", Expr::col("version").add(1))
             .value("last_modified", at.clone())
             .and_where(Expr::col("tenant_id").eq(tenant_id))
-            .and_where(Expr::col("id").eq(id))
-            .and_where(Expr::col("version").eq(current.version));
+            .and_where(Expr::col("id").eq(id));
+        if let Some(expected) = expected_version {
+            update.and_where(Expr::col("version").eq(expected));
+        }
         let document = match &write {
             Some(write) => {
                 let cols = IndexedColumns::of(kind, &write.document);
@@ -378,6 +381,10 @@ impl Store {
         }
         touch_resources(&txn, tenant_id, &touched, &at).await?;
         record(&txn, audit, Event::success(action(kind, "patched"), kind.code(), id)).await?;
+        // The version this write produced (concurrent member changes may each have added one).
+        let version = fetch_row(&txn, tenant_id, kind, id)
+            .await?
+            .map_or(current.version + 1, |r| r.version);
         txn.commit().await?;
         Ok(StoredResource {
             id: id.to_string(),

@@ -10,6 +10,7 @@ mod groups;
 mod helpers;
 mod input;
 mod ops;
+mod patch;
 mod properties;
 mod query;
 mod users;
