@@ -378,3 +378,99 @@ async fn x_forwarded_for_is_believed_only_from_a_trusted_proxy() {
         "the proxy itself (127.0.0.1) is not in the allowlist"
     );
 }
+
+#[tokio::test]
+async fn a_key_of_tenant_b_cannot_read_count_filter_patch_delete_or_detect_tenant_a_resources() {
+    let app = spawn_app().await;
+    let alice = app.create_user("alice").await;
+    let group = app.create_group("team-a", &[alice["id"].as_str().expect("id")]).await;
+    let created: Value = app
+        .post("/admin/v1/tenants", &json!({ "name": "tenant-b" }))
+        .await
+        .json()
+        .await
+        .expect("tenant");
+    let b = created["key"].as_str().expect("key").to_string();
+    let alice_id = alice["id"].as_str().expect("id");
+    let group_id = group["id"].as_str().expect("id");
+    let alice_before: Value = app
+        .get(&format!("/scim/v2/Users/{alice_id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let send = |method: Method, path: String, body: Option<Value>| {
+        let mut request = app.request_with(&b, method, &path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    for base in ["/scim/v2", "/t/tenant-b/scim/v2"] {
+        // Read and existence: 404, exactly as for an id that exists nowhere.
+        for path in [format!("{base}/Users/{alice_id}"), format!("{base}/Groups/{group_id}")] {
+            let response = send(Method::GET, path, None).await.expect("request");
+            assert_scim_error(response, 404, None).await;
+        }
+        // Count and filter: nothing.
+        for path in [
+            format!("{base}/Users"),
+            format!("{base}/Users?filter=userName%20eq%20%22alice%22"),
+            format!("{base}/Groups?filter=members.value%20eq%20%22{alice_id}%22"),
+        ] {
+            let list: Value = send(Method::GET, path, None)
+                .await
+                .expect("request")
+                .json()
+                .await
+                .expect("json");
+            assert_eq!(list["totalResults"], 0, "{list}");
+        }
+        let search: Value = send(
+            Method::POST,
+            format!("{base}/.search"),
+            Some(json!({ "filter": "id pr" })),
+        )
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+        assert_eq!(search["totalResults"], 0, "{search}");
+        // Change: 404, and nothing changed.
+        let patch = json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{ "op": "replace", "path": "displayName", "value": "pwned" }] });
+        let response = send(Method::PATCH, format!("{base}/Users/{alice_id}"), Some(patch))
+            .await
+            .expect("request");
+        assert_scim_error(response, 404, None).await;
+        let response = send(Method::DELETE, format!("{base}/Users/{alice_id}"), None)
+            .await
+            .expect("request");
+        assert_scim_error(response, 404, None).await;
+        // Reference from tenant B: unknown member.
+        let body = json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "x",
+            "members": [{ "value": alice_id }] });
+        let response = send(Method::POST, format!("{base}/Groups"), Some(body))
+            .await
+            .expect("request");
+        assert_scim_error(response, 400, Some("invalidValue")).await;
+    }
+    // A's resources are untouched.
+    let fetched: Value = app
+        .get(&format!("/scim/v2/Users/{alice_id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(fetched, alice_before);
+    // userName uniqueness is per tenant: B may have its own alice.
+    let own = send(
+        Method::POST,
+        "/scim/v2/Users".into(),
+        Some(json!({ "schemas": [USER_SCHEMA], "userName": "ALICE" })),
+    )
+    .await
+    .expect("request");
+    assert_eq!(own.status(), 201);
+}
