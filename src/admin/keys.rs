@@ -398,6 +398,12 @@ impl Admin {
         if input.ids.len() > 500 {
             return Err(AdminError::Invalid("a batch holds at most 500 ids".into()));
         }
+        if !matches!(input.action.as_str(), "enable" | "disable" | "delete") {
+            return Err(AdminError::Invalid(format!(
+                "action must be enable, disable or delete, not \"{}\"",
+                input.action
+            )));
+        }
         let mut results = Vec::with_capacity(input.ids.len());
         for id in input.ids {
             let outcome = match input.action.as_str() {

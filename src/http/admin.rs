@@ -370,6 +370,21 @@ pub async fn list_audit_events(
     Ok(ok(&page))
 }
 
+/// A method an admin resource does not serve: 405 problem+json with `Allow`.
+fn method_not_allowed(
+    allow: &'static str,
+) -> impl Fn(HttpRequest) -> std::future::Ready<ProblemResult<HttpResponse>> + Clone {
+    move |req: HttpRequest| {
+        let problem = Problem::new(405, format!("{} is not allowed on {}", req.method(), req.path()));
+        let mut response = actix_web::ResponseError::error_response(&problem);
+        response.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static(allow),
+        );
+        std::future::ready(Ok(response))
+    }
+}
+
 pub async fn not_found(req: HttpRequest) -> ProblemResult<HttpResponse> {
     Err(Problem::new(
         404,
@@ -379,35 +394,38 @@ pub async fn not_found(req: HttpRequest) -> ProblemResult<HttpResponse> {
 
 /// The admin route table, mounted at `/admin/v1`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    let resource = |path: &str, allow: &'static str| {
+        web::resource(path).default_service(web::route().to(method_not_allowed(allow)))
+    };
     cfg.service(
-        web::resource("/service-users")
+        resource("/service-users", "GET, POST")
             .route(web::post().to(create_service_user))
             .route(web::get().to(list_service_users)),
     )
     .service(
-        web::resource("/service-users/{id}")
+        resource("/service-users/{id}", "GET, PATCH, DELETE")
             .route(web::get().to(get_service_user))
             .route(web::patch().to(update_service_user))
             .route(web::delete().to(delete_service_user)),
     )
-    .service(web::resource("/service-users/{id}/keys").route(web::post().to(create_key)))
-    .service(web::resource("/keys").route(web::get().to(list_keys)))
-    .service(web::resource("/keys/batch").route(web::post().to(batch_keys)))
+    .service(resource("/service-users/{id}/keys", "POST").route(web::post().to(create_key)))
+    .service(resource("/keys", "GET").route(web::get().to(list_keys)))
+    .service(resource("/keys/batch", "POST").route(web::post().to(batch_keys)))
     .service(
-        web::resource("/keys/{id}")
+        resource("/keys/{id}", "GET, PATCH, DELETE")
             .route(web::get().to(get_key))
             .route(web::patch().to(update_key))
             .route(web::delete().to(delete_key)),
     )
-    .service(web::resource("/keys/{id}/disable").route(web::post().to(disable_key)))
-    .service(web::resource("/keys/{id}/enable").route(web::post().to(enable_key)))
-    .service(web::resource("/keys/{id}/renew").route(web::post().to(renew_key)))
-    .service(web::resource("/keys/{id}/rotate").route(web::post().to(rotate_key)))
+    .service(resource("/keys/{id}/disable", "POST").route(web::post().to(disable_key)))
+    .service(resource("/keys/{id}/enable", "POST").route(web::post().to(enable_key)))
+    .service(resource("/keys/{id}/renew", "POST").route(web::post().to(renew_key)))
+    .service(resource("/keys/{id}/rotate", "POST").route(web::post().to(rotate_key)))
     .service(
-        web::resource("/tenants")
+        resource("/tenants", "GET, POST")
             .route(web::post().to(create_tenant))
             .route(web::get().to(list_tenants)),
     )
-    .service(web::resource("/audit-events").route(web::get().to(list_audit_events)))
+    .service(resource("/audit-events", "GET").route(web::get().to(list_audit_events)))
     .default_service(web::route().to(not_found));
 }

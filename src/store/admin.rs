@@ -137,7 +137,7 @@ impl Store {
     ) -> StoreResult<super::keys::CreatedTenant> {
         let txn = self.writer().begin().await?;
         let tenant = super::tenants::insert_tenant(&txn, name).await?;
-        let inner = ctx.in_tenant(&tenant.id);
+        let inner = AuditContext::system_in(&tenant.id);
         let service_user = insert_service_user(
             &txn,
             NewServiceUser {

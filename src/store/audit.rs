@@ -40,11 +40,18 @@ impl AuditContext {
         }
     }
 
-    /// The same actor, recording into another tenant (tenant creation).
-    pub fn in_tenant(&self, tenant_id: &str) -> Self {
+    /// Recording into a tenant being created by an actor of another tenant:
+    /// the actor's key and service user are not the new tenant's to know, so
+    /// the events there name the system, and the creating tenant's own log
+    /// holds the full `tenant.created` event.
+    pub fn system_in(tenant_id: &str) -> Self {
         AuditContext {
             tenant_id: tenant_id.to_string(),
-            ..self.clone()
+            key_id: None,
+            service_user_id: None,
+            actor_name: "system".into(),
+            ip: None,
+            request_id: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, a module per area. Every test starts a real
 //! server on port 0 with a fresh database and talks HTTP to it.
 
+mod admin;
 mod audit;
 mod auth;
 mod bootstrap;
