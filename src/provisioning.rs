@@ -89,6 +89,22 @@ impl Provisioning {
         self.registry
     }
 
+    /// The same operations, all inside one new store transaction (see
+    /// [`Store::batch`]) until [`Provisioning::commit_batch`]; dropping the
+    /// batch instead undoes them all.
+    pub async fn batch(&self) -> ScimResult<Provisioning> {
+        let store = self.store.batch().await.map_err(|e| store_error(e.into()))?;
+        Ok(Provisioning {
+            store,
+            hasher: self.hasher.clone(),
+            registry: self.registry,
+        })
+    }
+
+    pub async fn commit_batch(self) -> ScimResult<()> {
+        self.store.commit_batch().await.map_err(|e| store_error(e.into()))
+    }
+
     pub async fn create(
         &self,
         scope: &Scope<'_>,

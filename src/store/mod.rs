@@ -16,11 +16,15 @@ pub mod query;
 pub mod resources;
 pub mod tenants;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use scimd_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, SqlErr, Statement};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
+    QueryResult, SqlErr, Statement, TransactionTrait,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -57,12 +61,79 @@ impl StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Handles to the database. Cheap to clone.
+/// What the store runs statements on: a connection pool, or one open
+/// transaction shared by a batch of operations (see [`Store::batch`]). In a
+/// batch, each store method's own `begin()` opens a savepoint, so one
+/// operation that fails is undone alone.
+#[derive(Clone)]
+pub enum Conn {
+    Pool(DatabaseConnection),
+    Batch(Arc<DatabaseTransaction>),
+}
+
+impl Conn {
+    pub async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        match self {
+            Conn::Pool(pool) => pool.begin().await,
+            Conn::Batch(txn) => txn.begin().await,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Conn {
+    fn get_database_backend(&self) -> DbBackend {
+        match self {
+            Conn::Pool(pool) => pool.get_database_backend(),
+            Conn::Batch(txn) => txn.get_database_backend(),
+        }
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        match self {
+            Conn::Pool(pool) => pool.execute_raw(stmt).await,
+            Conn::Batch(txn) => txn.execute_raw(stmt).await,
+        }
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        match self {
+            Conn::Pool(pool) => pool.execute_unprepared(sql).await,
+            Conn::Batch(txn) => txn.execute_unprepared(sql).await,
+        }
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        match self {
+            Conn::Pool(pool) => pool.query_one_raw(stmt).await,
+            Conn::Batch(txn) => txn.query_one_raw(stmt).await,
+        }
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        match self {
+            Conn::Pool(pool) => pool.query_all_raw(stmt).await,
+            Conn::Batch(txn) => txn.query_all_raw(stmt).await,
+        }
+    }
+
+    fn support_returning(&self) -> bool {
+        match self {
+            Conn::Pool(pool) => pool.support_returning(),
+            Conn::Batch(txn) => txn.support_returning(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     /// Used for every transaction that writes.
-    write: DatabaseConnection,
-    /// Used for reads outside write transactions.
-    read: DatabaseConnection,
+    write: Conn,
+    /// Used for reads outside write transactions (the batch's transaction
+    /// in a batch, so that its reads see its own writes).
+    read: Conn,
+    /// The pools, also in a batch: migrations, closing.
+    pools: (DatabaseConnection, DatabaseConnection),
 }
 
 impl Store {
@@ -70,7 +141,7 @@ impl Store {
         if url.starts_with("sqlite:") {
             let write = Database::connect(sqlite_options(url, 1)).await?;
             let read = Database::connect(sqlite_options(url, 8)).await?;
-            Ok(Store { write, read })
+            Ok(Store::over(write, read))
         } else {
             let mut opts = ConnectOptions::new(url.to_string());
             opts.max_connections(32)
@@ -79,27 +150,59 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(30))
                 .sqlx_logging(false);
             let pool = Database::connect(opts).await?;
-            Ok(Store {
-                write: pool.clone(),
-                read: pool,
-            })
+            Ok(Store::over(pool.clone(), pool))
+        }
+    }
+
+    fn over(write: DatabaseConnection, read: DatabaseConnection) -> Self {
+        Store {
+            write: Conn::Pool(write.clone()),
+            read: Conn::Pool(read.clone()),
+            pools: (write, read),
         }
     }
 
     pub async fn migrate(&self) -> Result<(), DbErr> {
-        Migrator::up(&self.write, None).await
+        Migrator::up(&self.pools.0, None).await
     }
 
     pub fn backend(&self) -> DbBackend {
         self.write.get_database_backend()
     }
 
-    pub fn writer(&self) -> &DatabaseConnection {
+    pub fn writer(&self) -> &Conn {
         &self.write
     }
 
-    pub fn reader(&self) -> &DatabaseConnection {
+    pub fn reader(&self) -> &Conn {
         &self.read
+    }
+
+    /// A store whose reads and writes all run in one new transaction, until
+    /// [`Store::commit_batch`]. Many small writes then share one commit (one
+    /// WAL flush) instead of paying one each. On SQLite the batch holds the
+    /// only write connection, so keep batches short.
+    pub async fn batch(&self) -> Result<Store, DbErr> {
+        let txn = Conn::Batch(Arc::new(self.pools.0.begin().await?));
+        Ok(Store {
+            write: txn.clone(),
+            read: txn,
+            pools: self.pools.clone(),
+        })
+    }
+
+    /// Commits a store made by [`Store::batch`]; every clone of it must be
+    /// gone. Dropping the batch store instead rolls the batch back.
+    pub async fn commit_batch(self) -> Result<(), DbErr> {
+        let Store { write, read, .. } = self;
+        drop(read);
+        match write {
+            Conn::Batch(txn) => match Arc::try_unwrap(txn) {
+                Ok(txn) => txn.commit().await,
+                Err(_) => Err(DbErr::Custom("a batch store is still in use at commit".into())),
+            },
+            Conn::Pool(_) => Ok(()),
+        }
     }
 
     /// Readiness probe: one round trip to the database.
@@ -111,8 +214,8 @@ impl Store {
     }
 
     pub async fn close(self) {
-        let _ = self.write.close().await;
-        let _ = self.read.close().await;
+        let _ = self.pools.0.close().await;
+        let _ = self.pools.1.close().await;
     }
 }
 

@@ -215,7 +215,7 @@ impl Store {
             DbBackend::Postgres => select.build(sea_orm::sea_query::PostgresQueryBuilder),
             _ => select.build(sea_orm::sea_query::SqliteQueryBuilder),
         };
-        let txn = sea_orm::TransactionTrait::begin(self.reader()).await?;
+        let txn = self.reader().begin().await?;
         let (explain, column) = match backend {
             DbBackend::Postgres => {
                 txn.execute_unprepared("SET LOCAL enable_seqscan = off").await?;

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query, SimpleExpr};
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, TransactionTrait, Value as DbValue};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value as DbValue};
 use serde_json::{Map, Value};
 
 use super::audit::{AuditContext, Event, record};
