@@ -1,5 +1,6 @@
-//! Member changes on small and huge groups, and the cost of key
-//! verification, measured over real HTTP against a real server.
+//! Member changes on small and huge groups, a Bulk request of 1,000
+//! creates, and the cost of key verification, measured over real HTTP
+//! against a real server.
 //!
 //! `cargo bench --bench members` (SQLite in a temp dir), or with
 //! `SCIMD_BENCH_DATABASE_URL=postgres://…` for PostgreSQL (the database
@@ -135,6 +136,49 @@ async fn member_changes(client: &reqwest::Client, base: &str, key: &str, group: 
     report(&format!("PATCH remove one member, group of {label}"), &mut removes);
 }
 
+/// One BulkRequest of 1,000 user creates, timed end to end.
+async fn bulk_creates(client: &reqwest::Client, base: &str, key: &str) {
+    let operations: Vec<Value> = (0..1000)
+        .map(|i| {
+            json!({
+                "method": "POST",
+                "path": "/Users",
+                "bulkId": format!("b{i}"),
+                "data": {
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": format!("bulk{i:04}@example.com"),
+                    "name": { "givenName": "Bulk", "familyName": format!("User {i}") },
+                    "emails": [{ "value": format!("bulk{i:04}@example.com"), "type": "work", "primary": true }],
+                    "active": true,
+                },
+            })
+        })
+        .collect();
+    let body = json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": operations });
+    let started = Instant::now();
+    let response = client
+        .post(format!("{base}/scim/v2/Bulk"))
+        .bearer_auth(key)
+        .header("Content-Type", "application/scim+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.expect("json");
+    let elapsed = started.elapsed();
+    let created = answer["Operations"]
+        .as_array()
+        .map_or(0, |ops| ops.iter().filter(|o| o["status"] == "201").count());
+    assert_eq!(created, 1000, "every create succeeded");
+    println!(
+        "{:<58} {:>8.2} ms   ({:.2} ms per operation)",
+        "POST /Bulk with 1,000 user creates",
+        elapsed.as_secs_f64() * 1e3,
+        elapsed.as_secs_f64()
+    );
+}
+
 async fn sequential_gets(
     client: &reqwest::Client,
     url: &str,
@@ -211,6 +255,7 @@ async fn main() {
     );
 
     let client = reqwest::Client::new();
+    bulk_creates(&client, &base, &key).await;
     member_changes(&client, &base, &key, &small_group, &spare, "10").await;
     member_changes(&client, &base, &key, &large_group, &spare, &large.to_string()).await;
 

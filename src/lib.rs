@@ -7,11 +7,13 @@
 //! - [`store`]: the only module that touches the database;
 //! - [`auth`]: key format, hashing, verification cache, scopes, bootstrap;
 //! - [`provisioning`]: SCIM operations (validate → store → render);
+//! - [`bulk`]: SCIM Bulk, each operation run through [`provisioning`];
 //! - [`http`]: actix-web routes, extractors and error mapping;
 //! - [`startup`], [`config`], [`cli`], [`telemetry`]: wiring.
 
 pub mod admin;
 pub mod auth;
+pub mod bulk;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -43,7 +43,11 @@ pub async fn service_provider_config(req: HttpRequest, state: web::Data<AppState
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "documentationUri": "https://github.com/scimd/scimd#readme",
         "patch": { "supported": true },
-        "bulk": { "supported": false, "maxOperations": 0, "maxPayloadSize": 0 },
+        "bulk": {
+            "supported": true,
+            "maxOperations": crate::bulk::MAX_OPERATIONS,
+            "maxPayloadSize": state.settings.max_body_bytes,
+        },
         "filter": { "supported": true, "maxResults": MAX_PAGE_SIZE },
         "changePassword": { "supported": true },
         "sort": { "supported": true },

@@ -56,7 +56,7 @@ fn scim_routes(cfg: &mut web::ServiceConfig) {
         .service(read_only("/Schemas").route(web::get().to(discovery::schemas)))
         .service(read_only("/Schemas/{id}").route(web::get().to(discovery::schema)))
         .route("/Me", web::route().to(resources::me))
-        .route("/Bulk", web::route().to(resources::not_implemented))
+        .service(resource("/Bulk").route(web::post().to(resources::bulk)))
         .service(resource("/.search").route(web::post().to(resources::search_all)))
         .service(
             resource("/Users/.search")

@@ -1,13 +1,14 @@
 //! Handlers for `/Users` and `/Groups` (the resource type comes from the
-//! route's app data), and `/Me`.
+//! route's app data), `/Me` and `/Bulk`.
 
 use actix_web::http::header::{CONTENT_TYPE, ETAG, IF_MATCH, IF_NONE_MATCH, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
-use super::error::{SCIM_CONTENT_TYPE, ScimHttpResult};
+use super::error::{SCIM_CONTENT_TYPE, ScimHttpError, ScimHttpResult};
 use super::extract::{IdPath, ScimCaller, ScimQuery, read_json};
 use crate::auth::Scope;
+use crate::bulk;
 use crate::provisioning::{ListRequest, Precondition, Rendered};
 use crate::scim::resource::Projection;
 use crate::scim::{ResourceKind, ScimError};
@@ -230,6 +231,29 @@ pub async fn search_all(
     Ok(scim_json(body))
 }
 
+/// `POST /Bulk` (RFC 7644 §3.7). Any valid key may send one; each operation
+/// is checked against the scope it needs and fails alone (403) without it.
+/// The body cap is the advertised `maxPayloadSize`.
+pub async fn bulk(caller: ScimCaller, state: web::Data<AppState>, body: web::Payload) -> ScimHttpResult<HttpResponse> {
+    let limit = state.settings.max_body_bytes;
+    let input = read_json(body, limit).await.map_err(|e| match e.error.status {
+        413 => bulk::payload_too_large(limit).into(),
+        _ => e,
+    })?;
+    let authorize = |kind: ResourceKind, method: bulk::Method| {
+        let action = match method {
+            bulk::Method::Delete => Action::Delete,
+            bulk::Method::Post | bulk::Method::Put | bulk::Method::Patch => Action::Write,
+        };
+        caller
+            .principal
+            .require(required_scope(kind, action))
+            .map_err(|e| ScimHttpError::from(e).error)
+    };
+    let body = bulk::process(&state.provisioning, &caller.scope(), &input, &authorize).await?;
+    Ok(scim_json(body))
+}
+
 fn scim_json(body: serde_json::Value) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, SCIM_CONTENT_TYPE))
@@ -347,7 +371,7 @@ fn allowed_methods(path: &str) -> &'static str {
     let last = path.rsplit('/').next().unwrap_or_default();
     let parent = path.rsplit('/').nth(1).unwrap_or_default();
     match (parent, last) {
-        (_, ".search") => "POST",
+        (_, ".search" | "Bulk") => "POST",
         (_, "Users" | "Groups") => "GET, POST",
         ("Users" | "Groups", _) => "GET, PUT, PATCH, DELETE",
         _ => "GET",

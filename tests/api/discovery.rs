@@ -101,10 +101,12 @@ async fn service_provider_config_states_what_is_supported() {
     let spc = anonymous_get(&app, "/scim/v2/ServiceProviderConfig").await;
     assert_eq!(spc["schemas"], json!([SPC_SCHEMA]));
     assert_eq!(spc["patch"]["supported"], true);
-    assert_eq!(spc["bulk"]["supported"], false);
-    assert!(
-        spc["bulk"]["maxOperations"].is_u64() && spc["bulk"]["maxPayloadSize"].is_u64(),
-        "{spc}"
+    assert_eq!(spc["bulk"]["supported"], true);
+    assert_eq!(spc["bulk"]["maxOperations"], 1000, "{spc}");
+    assert_eq!(
+        spc["bulk"]["maxPayloadSize"],
+        64 * 1024,
+        "the configured max body: {spc}"
     );
     assert_eq!(spc["filter"]["supported"], true);
     assert!(spc["filter"]["maxResults"].as_u64().is_some_and(|n| n > 0), "{spc}");

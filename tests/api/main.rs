@@ -5,6 +5,7 @@ mod admin;
 mod audit;
 mod auth;
 mod bootstrap;
+mod bulk;
 mod cli;
 mod discovery;
 mod groups;
