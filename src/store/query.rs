@@ -215,14 +215,23 @@ impl Store {
             DbBackend::Postgres => select.build(sea_orm::sea_query::PostgresQueryBuilder),
             _ => select.build(sea_orm::sea_query::SqliteQueryBuilder),
         };
+        self.explain(sea_orm::Statement::from_sql_and_values(backend, sql, values))
+            .await
+    }
+
+    /// The plan of a statement, one line per step; sequential scans are off
+    /// on PostgreSQL (see [`Store::explain_filter`]).
+    pub(super) async fn explain(&self, statement: sea_orm::Statement) -> StoreResult<Vec<String>> {
+        let backend = self.backend();
         let txn = self.reader().begin().await?;
         let (explain, column) = match backend {
             DbBackend::Postgres => {
                 txn.execute_unprepared("SET LOCAL enable_seqscan = off").await?;
-                (format!("EXPLAIN {sql}"), "QUERY PLAN")
+                (format!("EXPLAIN {}", statement.sql), "QUERY PLAN")
             }
-            _ => (format!("EXPLAIN QUERY PLAN {sql}"), "detail"),
+            _ => (format!("EXPLAIN QUERY PLAN {}", statement.sql), "detail"),
         };
+        let values = statement.values.map(|v| v.0).unwrap_or_default();
         let rows = txn
             .query_all_raw(sea_orm::Statement::from_sql_and_values(backend, explain, values))
             .await?;

@@ -833,32 +833,8 @@ async fn groups_of(
         if chunk.is_empty() {
             continue;
         }
-        let backend = db.get_database_backend();
-        let mut values: Vec<DbValue> = vec![tenant_id.into()];
-        values.extend(chunk.iter().map(|id| DbValue::from(*id)));
-        values.push(tenant_id.into());
-        values.push(tenant_id.into());
-        let marks = placeholders(backend, 2, chunk.len());
-        let n = chunk.len();
-        // UNION (not UNION ALL) ends the recursion on membership cycles.
-        let sql = format!(
-            "WITH RECURSIVE anc(member_id, group_id) AS ( \
-                SELECT member_id, group_id FROM group_members WHERE tenant_id = {t1} AND member_id IN ({marks}) \
-                UNION \
-                SELECT anc.member_id, gm.group_id FROM group_members gm JOIN anc ON gm.member_id = anc.group_id \
-                WHERE gm.tenant_id = {t2} \
-             ) \
-             SELECT anc.member_id, anc.group_id, r.display_name, \
-                EXISTS (SELECT 1 FROM group_members d WHERE d.tenant_id = {t3} \
-                        AND d.group_id = anc.group_id AND d.member_id = anc.member_id) AS direct \
-             FROM anc JOIN scim_resources r ON r.id = anc.group_id \
-             ORDER BY anc.member_id, anc.group_id",
-            t1 = placeholder(backend, 1),
-            t2 = placeholder(backend, n + 2),
-            t3 = placeholder(backend, n + 3),
-        );
         let rows = db
-            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .query_all_raw(groups_of_statement(db.get_database_backend(), tenant_id, chunk))
             .await?;
         for row in rows {
             let member: String = row.try_get("", "member_id")?;
@@ -874,6 +850,47 @@ async fn groups_of(
         }
     }
     Ok(result)
+}
+
+/// The recursive query behind [`groups_of`]: each user's memberships, then
+/// the memberships of those groups, and so on.
+fn groups_of_statement(backend: DbBackend, tenant_id: &str, user_ids: &[&str]) -> Statement {
+    let mut values: Vec<DbValue> = vec![tenant_id.into()];
+    values.extend(user_ids.iter().map(|id| DbValue::from(*id)));
+    values.push(tenant_id.into());
+    values.push(tenant_id.into());
+    let marks = placeholders(backend, 2, user_ids.len());
+    let n = user_ids.len();
+    // UNION (not UNION ALL) ends the recursion on membership cycles. In the
+    // recursive step, CROSS JOIN makes SQLite drive from the few rows found so
+    // far and look each up in ix_group_members_member: left to itself, SQLite
+    // 3.51 scans the tenant's whole membership table once per row instead.
+    let sql = format!(
+        "WITH RECURSIVE anc(member_id, group_id) AS ( \
+            SELECT member_id, group_id FROM group_members WHERE tenant_id = {t1} AND member_id IN ({marks}) \
+            UNION \
+            SELECT anc.member_id, gm.group_id FROM anc CROSS JOIN group_members gm \
+            WHERE gm.tenant_id = {t2} AND gm.member_id = anc.group_id \
+         ) \
+         SELECT anc.member_id, anc.group_id, r.display_name, \
+            EXISTS (SELECT 1 FROM group_members d WHERE d.tenant_id = {t3} \
+                    AND d.group_id = anc.group_id AND d.member_id = anc.member_id) AS direct \
+         FROM anc JOIN scim_resources r ON r.id = anc.group_id \
+         ORDER BY anc.member_id, anc.group_id",
+        t1 = placeholder(backend, 1),
+        t2 = placeholder(backend, n + 2),
+        t3 = placeholder(backend, n + 3),
+    );
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+impl Store {
+    /// The database's plan for deriving a user's `groups`, one line per step
+    /// (see [`Store::explain_filter`] for how it is taken).
+    pub async fn explain_groups_of(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<String>> {
+        self.explain(groups_of_statement(self.backend(), tenant_id, &[user_id]))
+            .await
+    }
 }
 
 fn placeholder(backend: DbBackend, n: usize) -> String {

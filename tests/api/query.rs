@@ -592,4 +592,20 @@ async fn common_lookups_are_planned_on_indexes() {
         });
         assert!(!scans_resources, "{filter} scans scim_resources:\n{plan}");
     }
+
+    // A user's derived `groups`: every step of the recursion is an index
+    // lookup, never a pass over the tenant's memberships.
+    let plan = store
+        .explain_groups_of(&tenant.id, "2819c223-7f76-453a-919d-413861904646")
+        .await
+        .expect("explain")
+        .join("\n");
+    println!("groups of a user:\n{plan}\n");
+    assert!(plan.contains("ix_group_members_member"), "{plan}");
+    let scans_memberships = plan.lines().any(|l| {
+        l.contains("Seq Scan on group_members")
+            || (l.contains("group_members") && l.contains("USING INDEX") && !l.contains("member_id=?"))
+            || (l.contains("SCAN") && l.contains("group_members") && !l.contains("USING"))
+    });
+    assert!(!scans_memberships, "the recursion reads memberships by scan:\n{plan}");
 }
