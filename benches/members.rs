@@ -47,15 +47,20 @@ fn user_write(name: &str) -> ResourceWrite {
     }
 }
 
-/// Creates `n` users straight through the store (seeding, not measured).
+/// Creates `n` users straight through the store, a thousand per transaction
+/// (seeding, not measured).
 async fn seed_users(store: &Store, audit: &AuditContext, prefix: &str, n: usize) -> Vec<String> {
     let mut ids = Vec::with_capacity(n);
-    for i in 0..n {
-        let stored = store
-            .create_resource(audit, ResourceKind::User, user_write(&format!("{prefix}{i}")))
-            .await
-            .expect("seed user");
-        ids.push(stored.id);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let batch = store.batch().await.expect("batch");
+        for i in chunk {
+            let stored = batch
+                .create_resource(audit, ResourceKind::User, user_write(&format!("{prefix}{i}")))
+                .await
+                .expect("seed user");
+            ids.push(stored.id);
+        }
+        batch.commit_batch().await.expect("commit");
     }
     ids
 }
