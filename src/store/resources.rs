@@ -858,28 +858,29 @@ fn groups_of_statement(backend: DbBackend, tenant_id: &str, user_ids: &[&str]) -
     let mut values: Vec<DbValue> = vec![tenant_id.into()];
     values.extend(user_ids.iter().map(|id| DbValue::from(*id)));
     values.push(tenant_id.into());
-    values.push(tenant_id.into());
     let marks = placeholders(backend, 2, user_ids.len());
     let n = user_ids.len();
-    // UNION (not UNION ALL) ends the recursion on membership cycles. In the
+    // UNION (not UNION ALL) ends the recursion on membership cycles: a row
+    // found again, with the same `direct` flag, is not walked again. In the
     // recursive step, CROSS JOIN makes SQLite drive from the few rows found so
     // far and look each up in ix_group_members_member: left to itself, SQLite
     // 3.51 scans the tenant's whole membership table once per row instead.
+    // `direct` travels with the rows rather than being looked up afterwards,
+    // which PostgreSQL planned as a pass over all of the tenant's memberships.
     let sql = format!(
-        "WITH RECURSIVE anc(member_id, group_id) AS ( \
-            SELECT member_id, group_id FROM group_members WHERE tenant_id = {t1} AND member_id IN ({marks}) \
+        "WITH RECURSIVE anc(member_id, group_id, direct) AS ( \
+            SELECT member_id, group_id, 1 FROM group_members \
+            WHERE tenant_id = {t1} AND member_id IN ({marks}) \
             UNION \
-            SELECT anc.member_id, gm.group_id FROM anc CROSS JOIN group_members gm \
+            SELECT anc.member_id, gm.group_id, 0 FROM anc CROSS JOIN group_members gm \
             WHERE gm.tenant_id = {t2} AND gm.member_id = anc.group_id \
          ) \
-         SELECT anc.member_id, anc.group_id, r.display_name, \
-            EXISTS (SELECT 1 FROM group_members d WHERE d.tenant_id = {t3} \
-                    AND d.group_id = anc.group_id AND d.member_id = anc.member_id) AS direct \
+         SELECT anc.member_id, anc.group_id, r.display_name, MAX(anc.direct) = 1 AS direct \
          FROM anc JOIN scim_resources r ON r.id = anc.group_id \
+         GROUP BY anc.member_id, anc.group_id, r.display_name \
          ORDER BY anc.member_id, anc.group_id",
         t1 = placeholder(backend, 1),
         t2 = placeholder(backend, n + 2),
-        t3 = placeholder(backend, n + 3),
     );
     Statement::from_sql_and_values(backend, sql, values)
 }
