@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use crate::provisioning::{Precondition, Provisioning, Scope};
+use crate::scim::json::{check_message_schemas, get_ci, get_ci_mut};
 use crate::scim::patch::PATCH_OP_SCHEMA;
 use crate::scim::resource::Projection;
 use crate::scim::{ResourceKind, ScimError, ScimResult};
@@ -205,10 +206,6 @@ fn location(scope: &Scope<'_>, kind: ResourceKind, id: &str) -> String {
     format!("{}/{}/{id}", scope.base_url, kind.endpoint())
 }
 
-fn get_ci<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m Value> {
-    map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
-}
-
 fn bulk_id_reference(value: &str) -> Option<&str> {
     value.strip_prefix(BULK_ID_PREFIX).filter(|id| !id.is_empty())
 }
@@ -217,18 +214,7 @@ fn parse_request(input: &Value) -> ScimResult<BulkRequest> {
     let Value::Object(body) = input else {
         return Err(ScimError::invalid_syntax("a BulkRequest must be a JSON object"));
     };
-    match get_ci(body, "schemas") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(urns))
-            if urns
-                .iter()
-                .any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(BULK_REQUEST_SCHEMA))) => {}
-        Some(_) => {
-            return Err(ScimError::invalid_syntax(format!(
-                "'schemas' must be an array listing {BULK_REQUEST_SCHEMA}"
-            )));
-        }
-    }
+    check_message_schemas(body, BULK_REQUEST_SCHEMA)?;
     let operations = match get_ci(body, "Operations") {
         Some(Value::Array(ops)) => ops,
         Some(_) => return Err(ScimError::invalid_syntax("'Operations' must be an array of operations")),
@@ -770,8 +756,8 @@ impl Job<'_> {
     fn take_waiting_members(&self, data: &mut Value) -> Vec<(String, Value)> {
         let Some(members) = data
             .as_object_mut()
-            .and_then(|d| d.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case("members")))
-            .and_then(|(_, v)| v.as_array_mut())
+            .and_then(|d| get_ci_mut(d, "members"))
+            .and_then(Value::as_array_mut)
         else {
             return Vec::new();
         };

@@ -1181,9 +1181,7 @@ fn items(value: &Value) -> &[Value] {
 }
 
 fn get_ci<'v>(value: &'v Value, key: &str) -> Option<&'v Value> {
-    let map = value.as_object()?;
-    map.get(key)
-        .or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    super::json::get_ci(value.as_object()?, key)
 }
 
 fn present(attr: &AttrRef, scope: Scope<'_>) -> bool {

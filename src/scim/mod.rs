@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod filter;
+pub mod json;
 pub mod patch;
 pub mod resource;
 pub mod schema;

@@ -37,6 +37,7 @@ use serde_json::{Map, Number, Value};
 use super::filter::{
     AttrPath, CompareOp, Filter, Operand, PatchPath, matches_element, parse_patch_path, validate_value_path,
 };
+use super::json::{check_message_schemas, get_ci, get_ci_mut};
 use super::schema::{AttrType, AttributeDef, Mutability, Schema, SchemaRegistry};
 use super::{ResourceKind, ScimError, ScimResult, ScimType};
 
@@ -180,18 +181,7 @@ pub fn parse_patch_request(body: &Value) -> ScimResult<PatchRequest> {
     let Value::Object(body) = body else {
         return Err(ScimError::invalid_syntax("the PATCH body must be a JSON object"));
     };
-    match get_ci(body, "schemas") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(urns))
-            if urns
-                .iter()
-                .any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(PATCH_OP_SCHEMA))) => {}
-        Some(_) => {
-            return Err(ScimError::invalid_syntax(format!(
-                "'schemas' must be an array listing {PATCH_OP_SCHEMA}"
-            )));
-        }
-    }
+    check_message_schemas(body, PATCH_OP_SCHEMA)?;
     let operations = match get_ci(body, "Operations") {
         Some(Value::Array(ops)) if !ops.is_empty() => ops,
         Some(Value::Array(_)) => return Err(ScimError::invalid_syntax("'Operations' must not be empty")),
@@ -1087,16 +1077,6 @@ fn into_items(value: Option<Value>) -> Vec<Value> {
         Some(Value::Array(items)) => items,
         Some(single) => vec![single],
     }
-}
-
-fn get_ci<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m Value> {
-    map.get(key)
-        .or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
-}
-
-fn get_ci_mut<'m>(map: &'m mut Map<String, Value>, key: &str) -> Option<&'m mut Value> {
-    let actual = map.keys().find(|k| k.eq_ignore_ascii_case(key))?.clone();
-    map.get_mut(&actual)
 }
 
 /// Removes every spelling of `key`; returns the value of one of them.

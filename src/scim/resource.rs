@@ -12,6 +12,7 @@ use std::fmt;
 use chrono::{DateTime, Datelike, NaiveDateTime, SecondsFormat, Timelike, Utc};
 use serde_json::{Map, Value};
 
+use super::json::get_ci;
 use super::schema::{
     AttrType, AttributeDef, ExtensionRef, Mutability, Returned, Schema, SchemaRegistry, strip_urn_prefix,
 };
@@ -558,11 +559,6 @@ fn in_schema_order<'a>(
 
 fn find<'a>(attrs: &'a [AttributeDef], name: &str) -> Option<&'a AttributeDef> {
     attrs.iter().find(|a| a.name.eq_ignore_ascii_case(name))
-}
-
-fn get_ci<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m Value> {
-    map.get(key)
-        .or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
 fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {

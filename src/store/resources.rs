@@ -219,12 +219,7 @@ impl Store {
     ) -> StoreResult<StoredResource> {
         let tenant_id = audit.tenant_id.as_str();
         let txn = self.writer().begin().await?;
-        let Some(current) = fetch_row(&txn, tenant_id, kind, id).await? else {
-            return Err(StoreError::NotFound);
-        };
-        if expected_version.is_some_and(|v| v != current.version) {
-            return Err(StoreError::VersionMismatch);
-        }
+        let current = fetch_expected(&txn, tenant_id, kind, id, expected_version).await?;
         let members = match &write.members {
             Some(refs) => Some(resolve_members(&txn, tenant_id, id, refs).await?),
             None => None,
@@ -301,12 +296,7 @@ impl Store {
     ) -> StoreResult<StoredResource> {
         let tenant_id = audit.tenant_id.as_str();
         let txn = self.writer().begin().await?;
-        let Some(current) = fetch_row(&txn, tenant_id, kind, id).await? else {
-            return Err(StoreError::NotFound);
-        };
-        if expected_version.is_some_and(|v| v != current.version) {
-            return Err(StoreError::VersionMismatch);
-        }
+        let current = fetch_expected(&txn, tenant_id, kind, id, expected_version).await?;
         let at = scim_timestamp(now());
         let mut update = Query::update();
         update
@@ -415,12 +405,7 @@ impl Store {
             .and_where(Expr::col("id").eq(id));
         let txn = self.writer().begin().await?;
         if let Some(expected) = expected_version {
-            let Some(current) = fetch_row(&txn, tenant_id, kind, id).await? else {
-                return Err(StoreError::NotFound);
-            };
-            if current.version != expected {
-                return Err(StoreError::VersionMismatch);
-            }
+            fetch_expected(&txn, tenant_id, kind, id, Some(expected)).await?;
             delete.and_where(Expr::col("version").eq(expected));
         }
         let touched = neighbours(&txn, tenant_id, id).await?;
@@ -551,6 +536,22 @@ pub(super) fn select_resources() -> sea_orm::sea_query::SelectStatement {
         ])
         .from("scim_resources")
         .to_owned()
+}
+
+/// The resource a write is about to change: `NotFound` if it does not
+/// exist, `VersionMismatch` if `expected_version` (If-Match) names another.
+async fn fetch_expected(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    kind: ResourceKind,
+    id: &str,
+    expected_version: Option<i64>,
+) -> StoreResult<StoredResource> {
+    let current = fetch_row(db, tenant_id, kind, id).await?.ok_or(StoreError::NotFound)?;
+    if expected_version.is_some_and(|v| v != current.version) {
+        return Err(StoreError::VersionMismatch);
+    }
+    Ok(current)
 }
 
 async fn fetch_row(
