@@ -609,3 +609,45 @@ async fn common_lookups_are_planned_on_indexes() {
     });
     assert!(!scans_memberships, "the recursion reads memberships by scan:\n{plan}");
 }
+
+#[tokio::test]
+async fn groups_filters_follow_nested_groups_and_end_on_cycles() {
+    let app = spawn_app().await;
+    let inner_member = app.create_user("inner-member").await;
+    let outer_member = app.create_user("outer-member").await;
+    app.create_user("loner").await;
+    let uid = |u: &Value| u["id"].as_str().expect("id").to_string();
+    let inner = app.create_group("Inner", &[&uid(&inner_member)]).await;
+    let outer = app
+        .create_group("Outer", &[&uid(&outer_member), &uid(&inner)])
+        .await;
+    // A cycle: Inner also contains Outer. The walk down must still end.
+    let cycle = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Inner",
+        "members": [{ "value": uid(&inner_member) }, { "value": uid(&outer) }],
+    });
+    let response = app.put(&format!("/scim/v2/Groups/{}", uid(&inner)), &cycle).await;
+    assert_eq!(response.status(), 200);
+
+    let both = vec!["inner-member", "outer-member"];
+    assert_eq!(filtered(&app, &format!(r#"groups.value eq "{}""#, uid(&outer))).await, both);
+    assert_eq!(filtered(&app, &format!(r#"groups eq "{}""#, uid(&inner))).await, both);
+    assert_eq!(filtered(&app, r#"groups.display eq "OUTER""#).await, both);
+    assert_eq!(filtered(&app, r#"groups.display sw "inn""#).await, both);
+    assert_eq!(filtered(&app, "groups pr").await, both);
+    assert_eq!(filtered(&app, "not (groups pr)").await, ["loner"]);
+    assert_eq!(
+        filtered(&app, &format!(r#"not (groups.value eq "{}")"#, uid(&outer))).await,
+        ["loner"]
+    );
+    assert_eq!(
+        filtered(
+            &app,
+            &format!(r#"groups.value eq "{}" and userName sw "outer""#, uid(&inner))
+        )
+        .await,
+        ["outer-member"]
+    );
+    assert!(filtered(&app, r#"groups.value eq "no-such-group""#).await.is_empty());
+}
