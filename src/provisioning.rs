@@ -113,11 +113,15 @@ impl Provisioning {
         projection: &Projection,
     ) -> ScimResult<Rendered> {
         let write = self.prepare_write(kind, input, None).await?;
-        let stored = self
+        let mut stored = self
             .store
             .create_resource(scope.audit, kind, write)
             .await
             .map_err(store_error)?;
+        if kind == ResourceKind::User {
+            // A user just created belongs to no group yet: nothing to load.
+            stored.groups = Some(Vec::new());
+        }
         self.render_fresh(scope, stored, projection).await
     }
 
@@ -424,7 +428,8 @@ impl Provisioning {
         projection: &Projection,
     ) -> ScimResult<Rendered> {
         let load = load_for(stored.kind, projection);
-        if !load.members && !load.groups {
+        let loaded = (!load.members || stored.members.is_some()) && (!load.groups || stored.groups.is_some());
+        if loaded {
             return Ok(self.render(scope, &stored, projection));
         }
         let reloaded = self

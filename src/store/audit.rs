@@ -3,10 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::ExprTrait;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::Value;
 
 use super::entities::audit_event;
@@ -98,7 +95,9 @@ pub(crate) async fn record(db: &impl ConnectionTrait, ctx: &AuditContext, event:
         outcome: Set(event.outcome.to_string()),
         detail: Set(event.detail.map(|d| d.to_string())),
     };
-    row.insert(db).await?;
+    // Without RETURNING or a read-back: nothing needs the row again, and
+    // every SCIM write records one.
+    audit_event::Entity::insert(row).exec_without_returning(db).await?;
     Ok(())
 }
 

@@ -185,6 +185,9 @@ impl Store {
         load: Load,
     ) -> StoreResult<Option<StoredResource>> {
         let db = self.reader();
+        if kind == ResourceKind::User && load.groups {
+            return fetch_user_with_groups(db, tenant_id, id).await;
+        }
         let Some(mut resource) = fetch_row(db, tenant_id, kind, id).await? else {
             return Ok(None);
         };
@@ -886,11 +889,91 @@ fn groups_of_statement(backend: DbBackend, tenant_id: &str, user_ids: &[&str]) -
     Statement::from_sql_and_values(backend, sql, values)
 }
 
+/// A user and its derived `groups`, in one round trip: GET /Users/{id} is
+/// the most frequent read, and a second query for the groups cost as much as
+/// the first.
+async fn fetch_user_with_groups(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+) -> StoreResult<Option<StoredResource>> {
+    let rows = db
+        .query_all_raw(user_with_groups_statement(db.get_database_backend(), tenant_id, id))
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut user = resource_from_row(first, ResourceKind::User)?;
+    let mut groups = Vec::new();
+    for row in &rows {
+        let Some(group_id) = row.try_get::<Option<String>>("", "group_id")? else {
+            continue;
+        };
+        let direct = match row.try_get::<bool>("", "direct") {
+            Ok(b) => b,
+            Err(_) => row.try_get::<i64>("", "direct")? != 0,
+        };
+        groups.push(StoredGroupRef {
+            id: group_id,
+            display: row.try_get("", "group_display")?,
+            direct,
+        });
+    }
+    user.groups = Some(groups);
+    Ok(Some(user))
+}
+
+/// [`groups_of_statement`]'s walk for one user, left-joined to the user's
+/// row: one row per group, or one row with NULL group columns for a user in
+/// no group.
+fn user_with_groups_statement(backend: DbBackend, tenant_id: &str, user_id: &str) -> Statement {
+    let p = |n| placeholder(backend, n);
+    let sql = format!(
+        "WITH RECURSIVE anc(member_id, group_id, direct) AS ( \
+            SELECT member_id, group_id, 1 FROM group_members \
+            WHERE tenant_id = {p1} AND member_id = {p2} \
+            UNION \
+            SELECT anc.member_id, gm.group_id, 0 FROM anc CROSS JOIN group_members gm \
+            WHERE gm.tenant_id = {p3} AND gm.member_id = anc.group_id \
+         ), derived AS ( \
+            SELECT anc.group_id, g.display_name, MAX(anc.direct) = 1 AS direct \
+            FROM anc JOIN scim_resources g ON g.id = anc.group_id \
+            GROUP BY anc.group_id, g.display_name \
+         ) \
+         SELECT r.id, r.resource_type, r.document, r.version, r.created_at, r.last_modified, \
+                derived.group_id, derived.display_name AS group_display, derived.direct \
+         FROM scim_resources r LEFT JOIN derived ON 1 = 1 \
+         WHERE r.tenant_id = {p4} AND r.resource_type = {p5} AND r.id = {p6} \
+         ORDER BY derived.group_id",
+        p1 = p(1),
+        p2 = p(2),
+        p3 = p(3),
+        p4 = p(4),
+        p5 = p(5),
+        p6 = p(6),
+    );
+    let values: Vec<DbValue> = vec![
+        tenant_id.into(),
+        user_id.into(),
+        tenant_id.into(),
+        tenant_id.into(),
+        ResourceKind::User.code().into(),
+        user_id.into(),
+    ];
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
 impl Store {
     /// The database's plan for deriving a user's `groups`, one line per step
     /// (see [`Store::explain_filter`] for how it is taken).
     pub async fn explain_groups_of(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<String>> {
         self.explain(groups_of_statement(self.backend(), tenant_id, &[user_id]))
+            .await
+    }
+
+    /// The plan for reading one user with its `groups` (GET /Users/{id}).
+    pub async fn explain_user_with_groups(&self, tenant_id: &str, user_id: &str) -> StoreResult<Vec<String>> {
+        self.explain(user_with_groups_statement(self.backend(), tenant_id, user_id))
             .await
     }
 }
