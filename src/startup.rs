@@ -57,6 +57,7 @@ impl Application {
             settings.base_url = format!("http://{}", listener.local_addr()?);
         }
 
+        store.spawn_statistics_upkeep();
         let verifier = KeyVerifier::new(store.clone(), hasher.clone());
         verifier.spawn_background(settings.flush_interval);
         let admin = Admin::new(

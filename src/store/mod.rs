@@ -14,6 +14,7 @@ pub mod entities;
 pub mod keys;
 pub mod query;
 pub mod resources;
+pub mod statistics;
 pub mod tenants;
 
 use std::sync::Arc;

@@ -672,3 +672,68 @@ async fn groups_filters_follow_nested_groups_and_end_on_cycles() {
     );
     assert!(filtered(&app, r#"groups.value eq "no-such-group""#).await.is_empty());
 }
+
+/// PostgreSQL without autovacuum (or before it catches up) has no statistics
+/// after a first sync, and then planned `userName eq` as a pass over every
+/// user. scimd analyses its tables when they have changed that much.
+#[tokio::test]
+async fn postgresql_gets_planner_statistics_after_a_large_load_without_autovacuum() {
+    use scimd::scim::ResourceKind::User;
+    use scimd::scim::filter::parse_filter;
+    use scimd::scim::schema::SchemaRegistry;
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let app = spawn_app().await;
+    let store = app.store().await;
+    if store.backend() != DbBackend::Postgres {
+        assert!(store.refresh_statistics().await.expect("refresh").is_empty());
+        return;
+    }
+    for batch in 0..4 {
+        let operations: Vec<Value> = (0..200)
+            .map(|i| {
+                json!({
+                    "method": "POST",
+                    "path": "/Users",
+                    "bulkId": format!("u{i}"),
+                    "data": { "schemas": [USER_SCHEMA], "userName": format!("load-{batch}-{i}") },
+                })
+            })
+            .collect();
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+            "Operations": operations,
+        });
+        let response = app.post("/scim/v2/Bulk", &body).await;
+        assert_eq!(response.status(), 200);
+    }
+    let analysed = || async {
+        let row = store
+            .writer()
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT last_analyze IS NOT NULL AS done FROM pg_stat_user_tables WHERE relname = 'scim_resources'",
+            ))
+            .await
+            .expect("query")
+            .expect("row");
+        row.try_get::<bool>("", "done").expect("done")
+    };
+    // Activity counters reach pg_stat_user_tables up to ~10 s late.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    while !analysed().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "scim_resources was never analysed"
+        );
+        store.refresh_statistics().await.expect("refresh");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let tenant = store.tenant_by_name("default").await.expect("query").expect("tenant");
+    let filter = parse_filter(SchemaRegistry::builtin(), User, r#"userName eq "load-3-7""#).expect("filter");
+    let plan = store
+        .explain_filter(&tenant.id, User, &filter)
+        .await
+        .expect("explain")
+        .join("\n");
+    assert!(plan.contains("ux_scim_resources_user_name"), "{plan}");
+}
