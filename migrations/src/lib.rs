@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_initial;
 mod m20261123_000002_code_point_collation;
 mod m20261123_000003_audit_events;
+mod m20261123_000004_list_order_index;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_initial::Migration),
             Box::new(m20261123_000002_code_point_collation::Migration),
             Box::new(m20261123_000003_audit_events::Migration),
+            Box::new(m20261123_000004_list_order_index::Migration),
         ]
     }
 }

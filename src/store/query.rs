@@ -142,9 +142,7 @@ impl Store {
             page.order_by_expr(portable(backend, "($1) IS NULL", [key.clone()]), Order::Asc);
             page.order_by_expr(key.clone(), if *descending { Order::Desc } else { Order::Asc });
         }
-        // A stable tie-break, so pages never overlap or skip.
-        page.order_by((Alias::new(RESOURCES), Alias::new("created_at")), Order::Asc)
-            .order_by((Alias::new(RESOURCES), Alias::new("id")), Order::Asc);
+        order_by_creation(&mut page);
         let keyset = match &spec.page {
             Page::Offset(offset) => {
                 page.limit(spec.limit).offset(*offset);
@@ -224,6 +222,30 @@ impl Store {
         let (sql, values) = match backend {
             DbBackend::Postgres => select.build(sea_orm::sea_query::PostgresQueryBuilder),
             _ => select.build(sea_orm::sea_query::SqliteQueryBuilder),
+        };
+        self.explain(sea_orm::Statement::from_sql_and_values(backend, sql, values))
+            .await
+    }
+
+    /// The plan for an unfiltered, unsorted page of `limit` resources after
+    /// `offset` (see [`Store::explain_filter`] for how it is taken).
+    pub async fn explain_page(
+        &self,
+        tenant_id: &str,
+        kind: ResourceKind,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<Vec<String>> {
+        let backend = self.backend();
+        let mut page = select_resources()
+            .and_where(resource_col("tenant_id").eq(tenant_id))
+            .and_where(resource_col("resource_type").eq(kind.code()))
+            .to_owned();
+        order_by_creation(&mut page);
+        page.limit(limit).offset(offset);
+        let (sql, values) = match backend {
+            DbBackend::Postgres => page.build(sea_orm::sea_query::PostgresQueryBuilder),
+            _ => page.build(sea_orm::sea_query::SqliteQueryBuilder),
         };
         self.explain(sea_orm::Statement::from_sql_and_values(backend, sql, values))
             .await
@@ -763,6 +785,14 @@ fn parse_version(tag: &str) -> Option<i64> {
 /// A custom SQL expression written with `$1`, `$2`… (each may repeat). sea-query
 /// substitutes numbered placeholders for PostgreSQL only; SQLite takes `?` in
 /// order, so the template is rewritten and the arguments repeated to match.
+/// The order of every list, after any sortBy: creation, then id as a stable
+/// tie-break, so pages never overlap or skip. ix_scim_resources_created_at_id
+/// holds exactly this order.
+fn order_by_creation(page: &mut SelectStatement) {
+    page.order_by((Alias::new(RESOURCES), Alias::new("created_at")), Order::Asc)
+        .order_by((Alias::new(RESOURCES), Alias::new("id")), Order::Asc);
+}
+
 fn portable(backend: DbBackend, template: &str, args: impl IntoIterator<Item = Expr>) -> Expr {
     let args: Vec<Expr> = args.into_iter().collect();
     if backend == DbBackend::Postgres {
