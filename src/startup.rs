@@ -84,7 +84,7 @@ impl Application {
                 .wrap(from_fn(ops::key_expiry_header))
                 .wrap(from_fn(ops::record_metrics))
                 .wrap(from_fn(ops::request_id_header))
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<ops::RequestSpan>::new())
                 .configure(http::configure)
         })
         .listen(listener)?
