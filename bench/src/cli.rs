@@ -29,6 +29,9 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: SocketAddr,
     },
+    /// Compare two runs' JSON reports (a smaller and a larger directory) and
+    /// print how scimd's figures grow, with the growth targets judged.
+    Growth { small: PathBuf, large: PathBuf },
 }
 
 /// Which servers a run measures, in the order they run.

@@ -9,6 +9,7 @@
 mod api;
 mod ceiling;
 mod cli;
+mod growth;
 mod load;
 mod oha;
 mod process;
@@ -38,6 +39,18 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("scimd-bench ceiling: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(cli::Command::Growth { small, large }) = &cli.command {
+        return match growth::compare(small, large) {
+            Ok(table) => {
+                print!("{table}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("scimd-bench growth: {error:#}");
                 ExitCode::FAILURE
             }
         };
