@@ -9,6 +9,7 @@ mod m20261123_000001_initial;
 mod m20261123_000002_code_point_collation;
 mod m20261123_000003_audit_events;
 mod m20261123_000004_list_order_index;
+mod m20261123_000005_membership_id_collation;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_code_point_collation::Migration),
             Box::new(m20261123_000003_audit_events::Migration),
             Box::new(m20261123_000004_list_order_index::Migration),
+            Box::new(m20261123_000005_membership_id_collation::Migration),
         ]
     }
 }

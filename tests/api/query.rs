@@ -598,6 +598,9 @@ async fn common_lookups_are_planned_on_indexes() {
                 || l.contains("(tenant_id=?)")
                 || l.contains("Seq Scan on scim_resources")
                 || l.contains("Seq Scan on group_members")
+                // PostgreSQL: an id compared under another collation than
+                // its index's is a filter on a pass over the index.
+                || (l.contains("Filter:") && (l.contains("group_id") || l.contains("member_id")))
         });
         assert!(!scans, "{filter} reads a table by scan:\n{plan}");
     }
