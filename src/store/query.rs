@@ -219,12 +219,7 @@ impl Store {
             .and_where(resource_col("resource_type").eq(kind.code()))
             .and_where(condition)
             .to_owned();
-        let (sql, values) = match backend {
-            DbBackend::Postgres => select.build(sea_orm::sea_query::PostgresQueryBuilder),
-            _ => select.build(sea_orm::sea_query::SqliteQueryBuilder),
-        };
-        self.explain(sea_orm::Statement::from_sql_and_values(backend, sql, values))
-            .await
+        self.explain(backend.build(&select)).await
     }
 
     /// The plan for an unfiltered, unsorted page of `limit` resources after
@@ -243,12 +238,7 @@ impl Store {
             .to_owned();
         order_by_creation(&mut page);
         page.limit(limit).offset(offset);
-        let (sql, values) = match backend {
-            DbBackend::Postgres => page.build(sea_orm::sea_query::PostgresQueryBuilder),
-            _ => page.build(sea_orm::sea_query::SqliteQueryBuilder),
-        };
-        self.explain(sea_orm::Statement::from_sql_and_values(backend, sql, values))
-            .await
+        self.explain(backend.build(&page)).await
     }
 
     /// The plan of a statement, one line per step; sequential scans are off
@@ -782,9 +772,6 @@ fn parse_version(tag: &str) -> Option<i64> {
     tag.strip_prefix("W/\"")?.strip_suffix('"')?.parse().ok()
 }
 
-/// A custom SQL expression written with `$1`, `$2`… (each may repeat). sea-query
-/// substitutes numbered placeholders for PostgreSQL only; SQLite takes `?` in
-/// order, so the template is rewritten and the arguments repeated to match.
 /// The order of every list, after any sortBy: creation, then id as a stable
 /// tie-break, so pages never overlap or skip. ix_scim_resources_created_at_id
 /// holds exactly this order.
@@ -793,6 +780,9 @@ fn order_by_creation(page: &mut SelectStatement) {
         .order_by((Alias::new(RESOURCES), Alias::new("id")), Order::Asc);
 }
 
+/// A custom SQL expression written with `$1`, `$2`… (each may repeat). sea-query
+/// substitutes numbered placeholders for PostgreSQL only; SQLite takes `?` in
+/// order, so the template is rewritten and the arguments repeated to match.
 fn portable(backend: DbBackend, template: &str, args: impl IntoIterator<Item = Expr>) -> Expr {
     let args: Vec<Expr> = args.into_iter().collect();
     if backend == DbBackend::Postgres {

@@ -842,49 +842,74 @@ async fn groups_of(
             .await?;
         for row in rows {
             let member: String = row.try_get("", "member_id")?;
-            let direct = match row.try_get::<bool>("", "direct") {
-                Ok(b) => b,
-                Err(_) => row.try_get::<i64>("", "direct")? != 0,
-            };
-            result.entry(member).or_default().push(StoredGroupRef {
-                id: row.try_get("", "group_id")?,
-                display: row.try_get("", "display_name")?,
-                direct,
-            });
+            if let Some(group) = group_ref(&row)? {
+                result.entry(member).or_default().push(group);
+            }
         }
     }
     Ok(result)
 }
 
-/// The recursive query behind [`groups_of`]: each user's memberships, then
-/// the memberships of those groups, and so on.
+/// One `groups` entry from a row of [`groups_walk`]'s `derived` (columns
+/// `group_id`, `display_name`, `direct`); `None` where the row has no group
+/// (a user in none, left-joined).
+fn group_ref(row: &QueryResult) -> StoreResult<Option<StoredGroupRef>> {
+    let Some(id) = row.try_get::<Option<String>>("", "group_id")? else {
+        return Ok(None);
+    };
+    let direct = match row.try_get::<bool>("", "direct") {
+        Ok(b) => b,
+        Err(_) => row.try_get::<i64>("", "direct")? != 0,
+    };
+    Ok(Some(StoredGroupRef {
+        id,
+        display: row.try_get("", "display_name")?,
+        direct,
+    }))
+}
+
+/// The common table expressions that derive `groups`: `anc` walks up from
+/// the members in `members` (SQL: placeholders) to each group they are in
+/// and each group above those; `derived` has one row per member and group,
+/// with the group's displayName and whether the membership is direct.
+/// `tenant_first` and `tenant_step` are the placeholders for the tenant id.
+///
+/// UNION (not UNION ALL) ends the recursion on membership cycles: a row
+/// found again, with the same `direct` flag, is not walked again. In the
+/// recursive step, CROSS JOIN makes SQLite drive from the few rows found so
+/// far and look each up in ix_group_members_member: left to itself, SQLite
+/// 3.51 scans the tenant's whole membership table once per row instead.
+/// `direct` travels with the rows rather than being looked up afterwards,
+/// which PostgreSQL planned as a pass over all of the tenant's memberships.
+fn groups_walk(members: &str, tenant_first: &str, tenant_step: &str) -> String {
+    format!(
+        "WITH RECURSIVE anc(member_id, group_id, direct) AS ( \
+            SELECT member_id, group_id, 1 FROM group_members \
+            WHERE tenant_id = {tenant_first} AND member_id IN ({members}) \
+            UNION \
+            SELECT anc.member_id, gm.group_id, 0 FROM anc CROSS JOIN group_members gm \
+            WHERE gm.tenant_id = {tenant_step} AND gm.member_id = anc.group_id \
+         ), derived AS ( \
+            SELECT anc.member_id, anc.group_id, g.display_name, MAX(anc.direct) = 1 AS direct \
+            FROM anc JOIN scim_resources g ON g.id = anc.group_id \
+            GROUP BY anc.member_id, anc.group_id, g.display_name \
+         )"
+    )
+}
+
+/// The query behind [`groups_of`]: the derived groups of several users.
 fn groups_of_statement(backend: DbBackend, tenant_id: &str, user_ids: &[&str]) -> Statement {
     let mut values: Vec<DbValue> = vec![tenant_id.into()];
     values.extend(user_ids.iter().map(|id| DbValue::from(*id)));
     values.push(tenant_id.into());
-    let marks = placeholders(backend, 2, user_ids.len());
-    let n = user_ids.len();
-    // UNION (not UNION ALL) ends the recursion on membership cycles: a row
-    // found again, with the same `direct` flag, is not walked again. In the
-    // recursive step, CROSS JOIN makes SQLite drive from the few rows found so
-    // far and look each up in ix_group_members_member: left to itself, SQLite
-    // 3.51 scans the tenant's whole membership table once per row instead.
-    // `direct` travels with the rows rather than being looked up afterwards,
-    // which PostgreSQL planned as a pass over all of the tenant's memberships.
+    let walk = groups_walk(
+        &placeholders(backend, 2, user_ids.len()),
+        &placeholder(backend, 1),
+        &placeholder(backend, user_ids.len() + 2),
+    );
     let sql = format!(
-        "WITH RECURSIVE anc(member_id, group_id, direct) AS ( \
-            SELECT member_id, group_id, 1 FROM group_members \
-            WHERE tenant_id = {t1} AND member_id IN ({marks}) \
-            UNION \
-            SELECT anc.member_id, gm.group_id, 0 FROM anc CROSS JOIN group_members gm \
-            WHERE gm.tenant_id = {t2} AND gm.member_id = anc.group_id \
-         ) \
-         SELECT anc.member_id, anc.group_id, r.display_name, MAX(anc.direct) = 1 AS direct \
-         FROM anc JOIN scim_resources r ON r.id = anc.group_id \
-         GROUP BY anc.member_id, anc.group_id, r.display_name \
-         ORDER BY anc.member_id, anc.group_id",
-        t1 = placeholder(backend, 1),
-        t2 = placeholder(backend, n + 2),
+        "{walk} SELECT member_id, group_id, display_name, direct FROM derived \
+         ORDER BY member_id, group_id"
     );
     Statement::from_sql_and_values(backend, sql, values)
 }
@@ -906,48 +931,23 @@ async fn fetch_user_with_groups(
     let mut user = resource_from_row(first, ResourceKind::User)?;
     let mut groups = Vec::new();
     for row in &rows {
-        let Some(group_id) = row.try_get::<Option<String>>("", "group_id")? else {
-            continue;
-        };
-        let direct = match row.try_get::<bool>("", "direct") {
-            Ok(b) => b,
-            Err(_) => row.try_get::<i64>("", "direct")? != 0,
-        };
-        groups.push(StoredGroupRef {
-            id: group_id,
-            display: row.try_get("", "group_display")?,
-            direct,
-        });
+        groups.extend(group_ref(row)?);
     }
     user.groups = Some(groups);
     Ok(Some(user))
 }
 
-/// [`groups_of_statement`]'s walk for one user, left-joined to the user's
-/// row: one row per group, or one row with NULL group columns for a user in
-/// no group.
+/// [`groups_walk`] for one user, left-joined to the user's row: one row per
+/// group, or one row with NULL group columns for a user in no group.
 fn user_with_groups_statement(backend: DbBackend, tenant_id: &str, user_id: &str) -> Statement {
     let p = |n| placeholder(backend, n);
+    let walk = groups_walk(&p(2), &p(1), &p(3));
     let sql = format!(
-        "WITH RECURSIVE anc(member_id, group_id, direct) AS ( \
-            SELECT member_id, group_id, 1 FROM group_members \
-            WHERE tenant_id = {p1} AND member_id = {p2} \
-            UNION \
-            SELECT anc.member_id, gm.group_id, 0 FROM anc CROSS JOIN group_members gm \
-            WHERE gm.tenant_id = {p3} AND gm.member_id = anc.group_id \
-         ), derived AS ( \
-            SELECT anc.group_id, g.display_name, MAX(anc.direct) = 1 AS direct \
-            FROM anc JOIN scim_resources g ON g.id = anc.group_id \
-            GROUP BY anc.group_id, g.display_name \
-         ) \
-         SELECT r.id, r.resource_type, r.document, r.version, r.created_at, r.last_modified, \
-                derived.group_id, derived.display_name AS group_display, derived.direct \
+        "{walk} SELECT r.id, r.resource_type, r.document, r.version, r.created_at, r.last_modified, \
+                derived.group_id, derived.display_name, derived.direct \
          FROM scim_resources r LEFT JOIN derived ON 1 = 1 \
          WHERE r.tenant_id = {p4} AND r.resource_type = {p5} AND r.id = {p6} \
          ORDER BY derived.group_id",
-        p1 = p(1),
-        p2 = p(2),
-        p3 = p(3),
         p4 = p(4),
         p5 = p(5),
         p6 = p(6),
