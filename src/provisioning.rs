@@ -113,9 +113,10 @@ impl Provisioning {
         projection: &Projection,
     ) -> ScimResult<Rendered> {
         let write = self.prepare_write(kind, input, None).await?;
+        let audit = scope.audit.clone();
         let mut stored = self
             .store
-            .create_resource(scope.audit, kind, write)
+            .grouped(move |store| async move { store.create_resource(&audit, kind, write).await })
             .await
             .map_err(store_error)?;
         if kind == ResourceKind::User {
@@ -172,16 +173,15 @@ impl Provisioning {
         let write = self.prepare_write(kind, input, Some(&existing)).await?;
         // The version read above is the one the precondition approved: the
         // store refuses the write if it changed in between.
+        let (audit, id, version) = (scope.audit.clone(), id.to_string(), current.version);
         let stored = self
             .store
-            .replace_resource(
-                scope.audit,
-                action(kind, "replaced"),
-                kind,
-                id,
-                Some(current.version),
-                write,
-            )
+            .grouped(move |store| async move {
+                let replaced = action(kind, "replaced");
+                store
+                    .replace_resource(&audit, replaced, kind, &id, Some(version), write)
+                    .await
+            })
             .await
             .map_err(store_error)?;
         self.render_fresh(scope, stored, projection).await
@@ -232,11 +232,16 @@ impl Provisioning {
             };
             // Membership-only changes are row-level and commute: no version check.
             let expected = (write.is_some() || if_match.is_some()).then_some(current.version);
-            match self
+            let (audit, target) = (scope.audit.clone(), id.to_string());
+            let patched = self
                 .store
-                .patch_resource(scope.audit, kind, id, expected, write, delta)
-                .await
-            {
+                .grouped(move |store| async move {
+                    store
+                        .patch_resource(&audit, kind, &target, expected, write, delta)
+                        .await
+                })
+                .await;
+            match patched {
                 Ok(stored) => return self.render_fresh(scope, stored, projection).await,
                 Err(StoreError::VersionMismatch) if if_match.is_none() && attempt < ATTEMPTS => {
                     // Lost a race with another write: back off a little, at random, and re-apply.
@@ -264,8 +269,9 @@ impl Provisioning {
                 Some(version)
             }
         };
+        let (audit, id) = (scope.audit.clone(), id.to_string());
         self.store
-            .delete_resource(scope.audit, kind, id, expected)
+            .grouped(move |store| async move { store.delete_resource(&audit, kind, &id, expected).await })
             .await
             .map_err(store_error)
     }

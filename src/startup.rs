@@ -58,6 +58,7 @@ impl Application {
         }
 
         store.spawn_statistics_upkeep();
+        store.spawn_checkpoint_upkeep();
         let verifier = KeyVerifier::new(store.clone(), hasher.clone());
         verifier.spawn_background(settings.flush_interval);
         let admin = Admin::new(

@@ -207,3 +207,25 @@ async fn every_response_carries_a_distinct_x_request_id() {
     let distinct: HashSet<&String> = ids.iter().collect();
     assert_eq!(distinct.len(), ids.len(), "each request has its own ID: {ids:?}");
 }
+
+/// SQLite's WAL is copied back by a PASSIVE checkpoint on a reader
+/// connection while the server keeps writing; what it copied stays readable.
+#[tokio::test]
+async fn a_checkpoint_beside_the_server_copies_the_wal_back_and_loses_nothing() {
+    let app = spawn_app().await;
+    let store = app.store().await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let user = app.create_user(&format!("wal{i}@example.com")).await;
+        ids.push(user["id"].as_str().expect("id").to_string());
+    }
+    let (frames, copied) = store.checkpoint().await.expect("checkpoint");
+    if store.backend() == sea_orm::DbBackend::Sqlite {
+        assert_eq!(copied, frames, "an idle WAL is copied back whole");
+    } else {
+        assert_eq!((frames, copied), (0, 0), "PostgreSQL has no WAL of ours to checkpoint");
+    }
+    for id in ids {
+        assert_eq!(app.get(&format!("/scim/v2/Users/{id}")).await.status(), 200);
+    }
+}

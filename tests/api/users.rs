@@ -134,6 +134,67 @@ async fn concurrent_creates_of_one_user_name_let_exactly_one_succeed() {
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 7, "{statuses:?}");
 }
 
+/// On SQLite concurrent writes commit in groups: one refused write must be
+/// undone alone, and every acknowledged one must be there afterwards.
+#[tokio::test]
+async fn a_burst_of_concurrent_writes_keeps_every_acknowledged_one_and_nothing_refused() {
+    let server = spawn_app().await;
+    let app = &server;
+    let victim = app.create_user("victim@example.com").await;
+    let victim_path = format!("/scim/v2/Users/{}", victim["id"].as_str().expect("id"));
+    // Every fifth create repeats the name before it in other case: refused.
+    let names: Vec<String> = (0..40)
+        .map(|i| match i % 5 {
+            4 => format!("BURST{}@EXAMPLE.com", i - 1),
+            _ => format!("burst{i}@example.com"),
+        })
+        .collect();
+    let creates = names.iter().map(|name| async move {
+        let response = app
+            .post("/scim/v2/Users", &json!({ "schemas": [USER_SCHEMA], "userName": name }))
+            .await;
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.expect("json"))
+    });
+    let patch = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{ "op": "replace", "path": "active", "value": false }]
+    });
+    let (created, patched, deleted) = tokio::join!(
+        futures_util::future::join_all(creates),
+        app.send(reqwest::Method::PATCH, &victim_path, &patch),
+        app.delete("/scim/v2/Users/does-not-exist"),
+    );
+    assert_eq!(patched.status(), 200);
+    assert_eq!(deleted.status(), 404);
+    let statuses: Vec<u16> = created.iter().map(|(status, _)| *status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 32, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 8, "{statuses:?}");
+
+    for (_, body) in created.iter().filter(|(status, _)| *status == 201) {
+        let id = body["id"].as_str().expect("id");
+        let fetched = app.get(&format!("/scim/v2/Users/{id}")).await;
+        assert_eq!(fetched.status(), 200, "acknowledged user {id} is stored");
+    }
+    let list: Value = app
+        .get("/scim/v2/Users?filter=userName%20sw%20%22burst%22&count=100")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["totalResults"], 32, "no refused create left a row");
+    let victim_now: Value = app.get(&victim_path).await.json().await.expect("json");
+    assert_eq!(victim_now["active"], false);
+    let events: Value = app
+        .get("/admin/v1/audit-events?action=user.created&limit=500")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let audited = events["items"].as_array().expect("items").len();
+    assert_eq!(audited, 33, "one event per acknowledged create (and the victim's)");
+}
+
 #[tokio::test]
 async fn replace_user_changes_attributes_and_bumps_version() {
     let app = spawn_app().await;

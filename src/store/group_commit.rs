@@ -1,0 +1,137 @@
+//! Group commit for SQLite's single writer.
+//!
+//! SQLite lets one connection write at a time. When every single write (a
+//! POST, PUT, PATCH or DELETE) took that connection, ran and committed on its
+//! own, the writer spent its time on commits, and idled between one request
+//! releasing it and the next one's task waking up. Here one task does the
+//! writing: it takes the first write waiting and the others queued behind it,
+//! runs each in its own savepoint of one transaction (as a Bulk batch does),
+//! commits once, and only then lets the requests answer. A write that fails
+//! rolls back alone; if the commit fails, every write of the group fails with
+//! it, so nothing is acknowledged that was not committed.
+//!
+//! PostgreSQL writes concurrently and groups commits itself; it does not use this.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use sea_orm::DbErr;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Store, StoreError, StoreResult};
+
+/// Most writes one commit carries, and the longest a group stays open: a
+/// bound on how long the first write of a group waits for the others.
+const MAX_GROUP: usize = 64;
+const MAX_GROUP_TIME: Duration = Duration::from_millis(20);
+/// Writes that may queue before submitters wait for room.
+const QUEUE: usize = 1024;
+
+/// Called once the group a write ran in is committed (`Ok`) or not (`Err`).
+type Delivery = Box<dyn FnOnce(Result<(), &str>) + Send>;
+/// A write to run on the group's store; it yields how to deliver its outcome.
+type Job = Box<dyn FnOnce(Store) -> BoxFuture<'static, Delivery> + Send>;
+
+/// The handle writes are submitted through. Cheap to clone.
+#[derive(Clone)]
+pub struct GroupCommit {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl GroupCommit {
+    /// Starts the writing task on the current Tokio runtime. `store` must
+    /// be on the connection pools (not a batch, not grouped itself).
+    pub fn start(store: Store) -> GroupCommit {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(write_groups(store, queue));
+        GroupCommit { jobs }
+    }
+
+    /// Runs `write` on the store of the next group and answers once that
+    /// group is committed. `write` gets a store whose reads see the group's
+    /// earlier writes; it must do all its database work through it.
+    pub async fn submit<T, F, Fut>(&self, write: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Store) -> Fut + Send + 'static,
+        Fut: Future<Output = StoreResult<T>> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |store| {
+            Box::pin(async move {
+                let outcome = write(store).await;
+                Box::new(move |committed: Result<(), &str>| {
+                    let outcome = match (outcome, committed) {
+                        // A write that failed changed nothing: its own error stands.
+                        (Err(e), _) => Err(e),
+                        (Ok(value), Ok(())) => Ok(value),
+                        (Ok(_), Err(why)) => Err(not_saved(why)),
+                    };
+                    // The requester may have gone; the write stands regardless.
+                    let _ = answer.send(outcome);
+                }) as Delivery
+            })
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| not_saved("the writer has stopped"))?;
+        answered
+            .await
+            .unwrap_or_else(|_| Err(not_saved("the writer dropped the write")))
+    }
+}
+
+fn not_saved(why: &str) -> StoreError {
+    StoreError::Db(DbErr::Custom(format!("the write was not saved: {why}")))
+}
+
+/// The writing task: one group after another, until every handle is gone.
+async fn write_groups(store: Store, mut queue: mpsc::Receiver<Job>) {
+    while let Some(first) = queue.recv().await {
+        let batch = match store.batch().await {
+            Ok(batch) => batch,
+            Err(e) => {
+                // Dropping a job answers it "not saved"; so do the ones queued with it.
+                tracing::error!(error = %e, "group commit could not begin a transaction");
+                drop(first);
+                while queue.try_recv().is_ok() {}
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let mut deliveries: Vec<Delivery> = Vec::new();
+        let mut failed = false;
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match AssertUnwindSafe(job(batch.clone())).catch_unwind().await {
+                Ok(delivery) => deliveries.push(delivery),
+                Err(_) => {
+                    // A panicking write may have left its savepoint open:
+                    // undo the whole group rather than commit half of one.
+                    tracing::error!("a write panicked; its group is rolled back");
+                    failed = true;
+                    break;
+                }
+            }
+            if deliveries.len() < MAX_GROUP && started.elapsed() < MAX_GROUP_TIME {
+                next = queue.try_recv().ok();
+            }
+        }
+        let committed = if failed {
+            drop(batch);
+            Err("another write of its group failed unexpectedly".to_string())
+        } else {
+            batch.commit_batch().await.map_err(|e| {
+                tracing::error!(error = %e, writes = deliveries.len(), "group commit failed");
+                "the transaction could not be committed".to_string()
+            })
+        };
+        for deliver in deliveries {
+            deliver(committed.as_ref().map(|_| ()).map_err(String::as_str));
+        }
+    }
+}
