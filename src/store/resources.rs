@@ -155,13 +155,8 @@ impl Store {
         insert_index(&txn, tenant_id, &id, &write.index).await?;
         if let Some(members) = &members {
             insert_members(&txn, tenant_id, &id, members).await?;
-            // Their derived `groups` changed, so must their versions.
-            let users: Vec<String> = members
-                .iter()
-                .filter(|(_, k)| *k == ResourceKind::User)
-                .map(|(m, _)| m.clone())
-                .collect();
-            touch_resources(&txn, tenant_id, &users, &at).await?;
+            let joined: Vec<String> = members.iter().map(|(m, _)| m.clone()).collect();
+            touch_users_from(&txn, tenant_id, &joined, &at).await?;
         }
         record(&txn, audit, Event::success(action(kind, "created"), kind.code(), &id)).await?;
         txn.commit().await?;
@@ -264,10 +259,14 @@ impl Store {
             .to_owned();
         txn.execute(&delete_index).await?;
         insert_index(&txn, tenant_id, id, &write.index).await?;
-        if let Some(members) = members {
-            let changed_users = replace_members(&txn, tenant_id, id, members).await?;
-            touch_resources(&txn, tenant_id, &changed_users, &at).await?;
+        let mut changed = match members {
+            Some(members) => replace_members(&txn, tenant_id, id, members).await?,
+            None => Vec::new(),
+        };
+        if renamed(kind, &current.document, &write.document) {
+            changed.push(id.to_string());
         }
+        touch_users_from(&txn, tenant_id, &changed, &at).await?;
         record(&txn, audit, Event::success(audit_action, kind.code(), id)).await?;
         txn.commit().await?;
         Ok(StoredResource {
@@ -355,12 +354,13 @@ impl Store {
         if !delta.add.is_empty() {
             let added = resolve_members(&txn, tenant_id, id, &delta.add).await?;
             insert_members(&txn, tenant_id, id, &added).await?;
-            touched.extend(
-                added
-                    .into_iter()
-                    .filter(|(_, k)| *k == ResourceKind::User)
-                    .map(|(m, _)| m),
-            );
+            touched.extend(added.into_iter().map(|(m, _)| m));
+        }
+        if write
+            .as_ref()
+            .is_some_and(|w| renamed(kind, &current.document, &w.document))
+        {
+            touched.push(id.to_string());
         }
         for chunk in delta.remove.chunks(INSERT_CHUNK) {
             let delete = Query::delete()
@@ -372,7 +372,7 @@ impl Store {
             txn.execute(&delete).await?;
             touched.extend(chunk.iter().cloned());
         }
-        touch_resources(&txn, tenant_id, &touched, &at).await?;
+        touch_users_from(&txn, tenant_id, &touched, &at).await?;
         record(&txn, audit, Event::success(action(kind, "patched"), kind.code(), id)).await?;
         // The version this write produced (concurrent member changes may each have added one).
         let version = fetch_row(&txn, tenant_id, kind, id)
@@ -411,12 +411,17 @@ impl Store {
             fetch_expected(&txn, tenant_id, kind, id, Some(expected)).await?;
             delete.and_where(Expr::col("version").eq(expected));
         }
-        let touched = neighbours(&txn, tenant_id, id).await?;
+        let at = scim_timestamp(now());
+        let holders = groups_holding(&txn, tenant_id, id).await?;
+        if kind == ResourceKind::Group {
+            // Before the memberships go: the walk down needs them.
+            touch_users_from(&txn, tenant_id, &[id.to_string()], &at).await?;
+        }
         let result = txn.execute(&delete).await?;
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        touch_resources(&txn, tenant_id, &touched, &scim_timestamp(now())).await?;
+        touch_resources(&txn, tenant_id, &holders, &at).await?;
         record(&txn, audit, Event::success(action(kind, "deleted"), kind.code(), id)).await?;
         txn.commit().await?;
         Ok(())
@@ -747,19 +752,58 @@ async fn replace_members(
     }
     let added: Vec<(String, ResourceKind)> = members.into_iter().filter(|(id, _)| !current.contains(id)).collect();
     insert_members(db, tenant_id, group_id, &added).await?;
-    // Users that joined or left: their derived `groups` changed.
-    let mut changed: Vec<String> = added
-        .into_iter()
-        .filter(|(_, k)| *k == ResourceKind::User)
-        .map(|(id, _)| id)
-        .collect();
+    // Members that joined or left (see [`touch_users_from`]).
+    let mut changed: Vec<String> = added.into_iter().map(|(id, _)| id).collect();
     changed.extend(
         current_rows
             .into_iter()
-            .filter(|(id, kind)| kind == ResourceKind::User.name() && !wanted.contains(id))
-            .map(|(id, _)| id),
+            .map(|(id, _)| id)
+            .filter(|id| !wanted.contains(id)),
     );
     Ok(changed)
+}
+
+/// Whether a write changes a group's name, which every user below it shows
+/// in its derived `groups`.
+fn renamed(kind: ResourceKind, before: &Map<String, Value>, after: &Map<String, Value>) -> bool {
+    kind == ResourceKind::Group && before.get("displayName") != after.get("displayName")
+}
+
+/// Gives a new version to the users whose derived `groups` changed because
+/// `from` joined or left a group, or is a group renamed or deleted: the
+/// users among `from` and every user below a group among them, directly
+/// or through nested groups. The walk goes down by primary key, as the
+/// `groups.value` filter's does.
+async fn touch_users_from(db: &impl ConnectionTrait, tenant_id: &str, from: &[String], at: &str) -> StoreResult<()> {
+    let backend = db.get_database_backend();
+    for chunk in from.chunks(INSERT_CHUNK) {
+        let sql = format!(
+            "UPDATE scim_resources SET version = version + 1, last_modified = {at} \
+             WHERE tenant_id = {tenant} AND resource_type = {user} AND id IN ( \
+                WITH RECURSIVE below(id) AS ( \
+                    SELECT id FROM scim_resources WHERE tenant_id = {tenant_again} AND id IN ({from}) \
+                    UNION \
+                    SELECT gm.member_id FROM below CROSS JOIN group_members gm \
+                    WHERE gm.group_id = below.id) \
+                SELECT id FROM below)",
+            at = placeholder(backend, 1),
+            tenant = placeholder(backend, 2),
+            user = placeholder(backend, 3),
+            tenant_again = placeholder(backend, 4),
+            from = placeholders(backend, 5, chunk.len()),
+        );
+        // In order of appearance: SQLite's `?` are positional.
+        let mut values: Vec<DbValue> = vec![
+            at.into(),
+            tenant_id.into(),
+            ResourceKind::User.code().into(),
+            tenant_id.into(),
+        ];
+        values.extend(chunk.iter().map(|id| DbValue::from(id.as_str())));
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Gives resources whose derived attributes changed a new version.
@@ -777,31 +821,19 @@ async fn touch_resources(db: &impl ConnectionTrait, tenant_id: &str, ids: &[Stri
     Ok(())
 }
 
-/// Resources whose representation a deletion changes: the groups that hold
-/// the deleted resource (their `members`) and, for a group, the users in it
-/// (their `groups`).
-async fn neighbours(db: &impl ConnectionTrait, tenant_id: &str, id: &str) -> StoreResult<Vec<String>> {
-    let sql_groups = Query::select()
+/// The groups that hold `id`: deleting it changes their `members`.
+async fn groups_holding(db: &impl ConnectionTrait, tenant_id: &str, id: &str) -> StoreResult<Vec<String>> {
+    let stmt = Query::select()
         .column("group_id")
         .from("group_members")
         .and_where(Expr::col("tenant_id").eq(tenant_id))
         .and_where(Expr::col("member_id").eq(id))
         .to_owned();
-    let sql_users = Query::select()
-        .column("member_id")
-        .from("group_members")
-        .and_where(Expr::col("tenant_id").eq(tenant_id))
-        .and_where(Expr::col("group_id").eq(id))
-        .and_where(Expr::col("member_type").eq(ResourceKind::User.name()))
-        .to_owned();
-    let mut ids: Vec<String> = Vec::new();
-    for row in db.query_all(&sql_groups).await? {
-        ids.push(row.try_get("", "group_id")?);
-    }
-    for row in db.query_all(&sql_users).await? {
-        ids.push(row.try_get("", "member_id")?);
-    }
-    Ok(ids)
+    db.query_all(&stmt)
+        .await?
+        .iter()
+        .map(|row| Ok(row.try_get("", "group_id")?))
+        .collect()
 }
 
 /// A group's members: one index range of `group_members`, no join.

@@ -75,6 +75,8 @@ fn pairs(entries: &[(&str, &str)]) -> Vec<(String, String)> {
     v
 }
 
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
 fn group_body(display_name: &str, members: Value) -> Value {
     json!({ "schemas": [GROUP_SCHEMA], "displayName": display_name, "members": members })
 }
@@ -702,4 +704,98 @@ async fn joining_a_group_changes_the_users_etag() {
     let fetched = get_ok(&app, &path).await;
     assert!(fetched.get("groups").is_some(), "{fetched}");
     assert_ne!(fetched["meta"]["version"], u["meta"]["version"]);
+}
+
+/// A user's `groups` shows every group above it, by name: whatever changes
+/// that list (a rename, nesting, un-nesting, a deletion, at any depth)
+/// must change the user's ETag, or a client revalidating is told a stale
+/// copy is current.
+#[tokio::test]
+async fn changes_to_groups_above_a_user_at_any_depth_change_its_etag() {
+    let app = spawn_app().await;
+    let u = app.create_user("nested-user").await;
+    let child = app.create_group("Child", &[id(&u)]).await;
+    let parent = app.create_group("Parent", &[]).await;
+    let user_path = format!("/scim/v2/Users/{}", id(&u));
+    let parent_path = format!("/scim/v2/Groups/{}", id(&parent));
+    let patch = |operations: Value| json!({ "schemas": [PATCH_OP], "Operations": operations });
+    let mut seen = get_ok(&app, &user_path).await;
+
+    let display = |user: &Value, group: &Value| {
+        user["groups"]
+            .as_array()
+            .and_then(|g| g.iter().find(|e| e["value"] == group["id"]))
+            .map(|e| e["display"].clone())
+    };
+    // (what, method, path, body, the user's groups after, Parent's display after)
+    type Step<'a> = (&'a str, Method, String, Value, Vec<(&'a str, &'a str)>, Option<Value>);
+    let steps: Vec<Step> = vec![
+        (
+            "nesting Child in Parent",
+            Method::PATCH,
+            parent_path.clone(),
+            patch(json!([{ "op": "add", "path": "members", "value": [{ "value": id(&child) }] }])),
+            vec![(id(&child), "direct"), (id(&parent), "indirect")],
+            Some(json!("Parent")),
+        ),
+        (
+            "renaming Parent (PATCH)",
+            Method::PATCH,
+            parent_path.clone(),
+            patch(json!([{ "op": "replace", "path": "displayName", "value": "Parent 2" }])),
+            vec![(id(&child), "direct"), (id(&parent), "indirect")],
+            Some(json!("Parent 2")),
+        ),
+        (
+            "renaming Parent (PUT)",
+            Method::PUT,
+            parent_path.clone(),
+            group_body("Parent 3", json!([{ "value": id(&child) }])),
+            vec![(id(&child), "direct"), (id(&parent), "indirect")],
+            Some(json!("Parent 3")),
+        ),
+        (
+            "un-nesting Child",
+            Method::PATCH,
+            parent_path.clone(),
+            patch(json!([{ "op": "remove", "path": format!("members[value eq \"{}\"]", id(&child)) }])),
+            vec![(id(&child), "direct")],
+            None,
+        ),
+    ];
+    for (what, method, path, body, expected, parent_display) in steps {
+        let response = app.send(method, &path, &body).await;
+        assert_eq!(
+            response.status(),
+            200,
+            "{what}: {}",
+            response.text().await.unwrap_or_default()
+        );
+        assert_eq!(
+            revalidate(&app, &user_path, &seen["meta"]["version"]).await,
+            200,
+            "{what}"
+        );
+        let now = get_ok(&app, &user_path).await;
+        assert_ne!(now["meta"]["version"], seen["meta"]["version"], "{what}");
+        assert_eq!(groups_of(&now), pairs(&expected), "{what}");
+        assert_eq!(display(&now, &parent), parent_display, "{what}");
+        seen = now;
+    }
+
+    // Nest again, then delete Parent: the user loses its indirect group.
+    let nest = patch(json!([{ "op": "add", "path": "members", "value": [{ "value": id(&child) }] }]));
+    assert_eq!(app.send(Method::PATCH, &parent_path, &nest).await.status(), 200);
+    seen = get_ok(&app, &user_path).await;
+    assert_eq!(display(&seen, &parent), Some(json!("Parent 3")));
+    assert_eq!(app.delete(&parent_path).await.status(), 204);
+    assert_eq!(revalidate(&app, &user_path, &seen["meta"]["version"]).await, 200);
+    let now = get_ok(&app, &user_path).await;
+    assert_eq!(groups_of(&now), pairs(&[(id(&child), "direct")]));
+
+    // A PUT that leaves the name as it was changes nobody below.
+    let child_path = format!("/scim/v2/Groups/{}", id(&child));
+    let same = group_body("Child", json!([{ "value": id(&u) }]));
+    assert_eq!(app.send(Method::PUT, &child_path, &same).await.status(), 200);
+    assert_eq!(revalidate(&app, &user_path, &now["meta"]["version"]).await, 304);
 }
