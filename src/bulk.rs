@@ -20,11 +20,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use crate::provisioning::{Precondition, Provisioning, Scope};
+use crate::provisioning::{Precondition, Provisioning, Scope, contention_error};
 use crate::scim::json::{check_message_schemas, get_ci, get_ci_mut};
 use crate::scim::patch::PATCH_OP_SCHEMA;
 use crate::scim::resource::Projection;
 use crate::scim::{ResourceKind, ScimError, ScimResult};
+use crate::store::contention_backoff;
 
 pub const BULK_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 pub const BULK_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
@@ -116,10 +117,7 @@ pub async fn process(
                 ),
                 op.literal_location(scope),
             ),
-            (Ok(op), false) => match job.open_batch().await {
-                Ok(()) => job.execute(op).await,
-                Err(e) => Outcome::failed(e, op.literal_location(scope)),
-            },
+            (Ok(op), false) => job.run(op, &request.entries).await,
         };
         if let Some(bulk_id) = &entry.bulk_id
             && request.definitions.get(bulk_id) == Some(&index)
@@ -648,6 +646,28 @@ impl Job<'_> {
             batch.operations += 1;
         }
         Ok(())
+    }
+
+    /// Runs one operation in the open batch (opening one if need be). On
+    /// PostgreSQL an operation can be the victim of a deadlock with another
+    /// transaction that waits for locks this batch holds; running it again
+    /// in the same batch would deadlock again, so the batch is committed
+    /// first and the operation runs again in a new one, a few times.
+    async fn run(&mut self, op: &Operation, entries: &[Entry]) -> Outcome {
+        const ATTEMPTS: u32 = 5;
+        let mut attempt = 1;
+        loop {
+            let outcome = match self.open_batch().await {
+                Ok(()) => self.execute(op).await,
+                Err(e) => Outcome::failed(e, op.literal_location(self.scope)),
+            };
+            if attempt == ATTEMPTS || outcome.error != Some(contention_error()) {
+                return outcome;
+            }
+            self.commit_batch(entries).await;
+            tokio::time::sleep(contention_backoff(attempt)).await;
+            attempt += 1;
+        }
     }
 
     /// The provisioning operations run through: the open batch's.

@@ -116,7 +116,10 @@ impl Provisioning {
         let audit = scope.audit.clone();
         let mut stored = self
             .store
-            .grouped(move |store| async move { store.create_resource(&audit, kind, write).await })
+            .grouped(move |store| {
+                let (audit, write) = (audit.clone(), write.clone());
+                async move { store.create_resource(&audit, kind, write).await }
+            })
             .await
             .map_err(store_error)?;
         if kind == ResourceKind::User {
@@ -176,11 +179,14 @@ impl Provisioning {
         let (audit, id, version) = (scope.audit.clone(), id.to_string(), current.version);
         let stored = self
             .store
-            .grouped(move |store| async move {
-                let replaced = action(kind, "replaced");
-                store
-                    .replace_resource(&audit, replaced, kind, &id, Some(version), write)
-                    .await
+            .grouped(move |store| {
+                let (audit, id, write) = (audit.clone(), id.clone(), write.clone());
+                async move {
+                    let replaced = action(kind, "replaced");
+                    store
+                        .replace_resource(&audit, replaced, kind, &id, Some(version), write)
+                        .await
+                }
             })
             .await
             .map_err(store_error)?;
@@ -235,10 +241,14 @@ impl Provisioning {
             let (audit, target) = (scope.audit.clone(), id.to_string());
             let patched = self
                 .store
-                .grouped(move |store| async move {
-                    store
-                        .patch_resource(&audit, kind, &target, expected, write, delta)
-                        .await
+                .grouped(move |store| {
+                    let (audit, target) = (audit.clone(), target.clone());
+                    let (write, delta) = (write.clone(), delta.clone());
+                    async move {
+                        store
+                            .patch_resource(&audit, kind, &target, expected, write, delta)
+                            .await
+                    }
                 })
                 .await;
             match patched {
@@ -271,7 +281,10 @@ impl Provisioning {
         };
         let (audit, id) = (scope.audit.clone(), id.to_string());
         self.store
-            .grouped(move |store| async move { store.delete_resource(&audit, kind, &id, expected).await })
+            .grouped(move |store| {
+                let (audit, id) = (audit.clone(), id.clone());
+                async move { store.delete_resource(&audit, kind, &id, expected).await }
+            })
             .await
             .map_err(store_error)
     }
@@ -706,11 +719,25 @@ pub fn store_error(e: StoreError) -> ScimError {
         StoreError::VersionMismatch => ScimError::precondition_failed("the resource was modified: version mismatch"),
         StoreError::InvalidReference(what) => ScimError::invalid_value(what),
         StoreError::Unsupported(what) => ScimError::bad_request(crate::scim::ScimType::InvalidFilter, what),
+        StoreError::Contention(_) => {
+            tracing::warn!(error = %e, "write lost lock races on every attempt");
+            contention_error()
+        }
         StoreError::Db(_) | StoreError::Corrupt(_) => {
             tracing::error!(error = %e, "store failure");
             ScimError::internal()
         }
     }
+}
+
+/// What a write that lost a lock race answers; Bulk recognises it and runs
+/// the operation again in a new transaction.
+pub fn contention_error() -> ScimError {
+    ScimError::new(
+        503,
+        None,
+        "the write collided with concurrent writes and was not saved; retry it",
+    )
 }
 
 #[cfg(test)]

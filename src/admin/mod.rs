@@ -55,7 +55,7 @@ impl AdminError {
             StoreError::Conflict(detail) => AdminError::Conflict(detail),
             StoreError::InvalidReference(detail) | StoreError::Unsupported(detail) => AdminError::Invalid(detail),
             StoreError::VersionMismatch => AdminError::Conflict("the resource changed meanwhile; retry".into()),
-            StoreError::Db(_) | StoreError::Corrupt(_) => {
+            StoreError::Contention(_) | StoreError::Db(_) | StoreError::Corrupt(_) => {
                 tracing::error!(error = %e, "store failure in admin operation");
                 AdminError::Internal
             }

@@ -49,8 +49,13 @@ pub enum StoreError {
     /// A query the store cannot express (an unfilterable attribute).
     #[error("unsupported query: {0}")]
     Unsupported(String),
+    /// The write lost a lock race: a PostgreSQL deadlock victim or
+    /// serialization failure, or SQLite still busy after its timeout.
+    /// Nothing was written; running the write again can succeed.
+    #[error("contention: {0}")]
+    Contention(DbErr),
     #[error("database error: {0}")]
-    Db(#[from] DbErr),
+    Db(DbErr),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
@@ -60,7 +65,37 @@ impl StoreError {
     pub fn from_db(err: DbErr, what: &str) -> Self {
         match err.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(_)) => StoreError::Conflict(what.to_string()),
-            _ => StoreError::Db(err),
+            _ => err.into(),
+        }
+    }
+}
+
+impl From<DbErr> for StoreError {
+    fn from(err: DbErr) -> Self {
+        if is_contention(&err) {
+            StoreError::Contention(err)
+        } else {
+            StoreError::Db(err)
+        }
+    }
+}
+
+/// PostgreSQL's `deadlock_detected` (40P01) and `serialization_failure`
+/// (40001); SQLite's SQLITE_BUSY and SQLITE_LOCKED, extended codes included.
+fn is_contention(err: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(db) = e.as_ref() else {
+        return false;
+    };
+    let Some(code) = db.code() else { return false };
+    match code.as_ref() {
+        "40P01" | "40001" => true,
+        numeric => {
+            numeric.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+                && db.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>().is_some()
         }
     }
 }
@@ -208,17 +243,34 @@ impl Store {
     /// Runs one single write (a SCIM create, replace, patch or delete) on
     /// the store `write` is given. On SQLite that is a savepoint in a group
     /// of writes queued together, and this returns once the group is
-    /// committed ([`group_commit`]); on PostgreSQL and inside a batch the
-    /// write just runs on this store.
+    /// committed ([`group_commit`]); on PostgreSQL the write runs on this
+    /// store, again (a few times) if it lost a lock race; inside a batch it
+    /// runs once.
     pub async fn grouped<T, F, Fut>(&self, write: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(Store) -> Fut + Send + 'static,
+        F: Fn(Store) -> Fut + Send + 'static,
         Fut: Future<Output = StoreResult<T>> + Send + 'static,
     {
-        match &self.group {
-            Some(group) => group.submit(write).await,
-            None => write(self.clone()).await,
+        const ATTEMPTS: u32 = 5;
+        match (&self.group, &self.write) {
+            (Some(group), _) => group.submit(write).await,
+            // Inside a batch the batch's own locks would meet the same
+            // deadlock again: the batch's owner retries (see `bulk`).
+            (None, Conn::Batch(_)) => write(self.clone()).await,
+            (None, Conn::Pool(_)) => {
+                let mut attempt = 1;
+                loop {
+                    match write(self.clone()).await {
+                        Err(StoreError::Contention(e)) if attempt < ATTEMPTS => {
+                            tracing::debug!(error = %e, attempt, "write lost a lock race; running it again");
+                            tokio::time::sleep(contention_backoff(attempt)).await;
+                            attempt += 1;
+                        }
+                        outcome => return outcome,
+                    }
+                }
+            }
         }
     }
 
@@ -271,6 +323,12 @@ fn sqlite_options(url: &str, max_connections: u32) -> ConnectOptions {
                 .pragma("wal_autocheckpoint", checkpoint::WRITER_CHECKPOINT_PAGES.to_string())
         });
     opts
+}
+
+/// A short random pause before running again a write that lost a lock
+/// race, longer with each attempt, so the racers do not meet again.
+pub fn contention_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(rand::random_range(1..=10 * u64::from(attempt.min(10))))
 }
 
 /// Now, as stored in SCIM resources: UTC, microseconds, `Z` (text order = time order).

@@ -806,3 +806,63 @@ async fn a_thousand_creates_in_one_request_succeed() {
     assert!(ops.iter().all(|o| o["status"] == "201"), "every create succeeded");
     assert_eq!(total(&app, "/scim/v2/Users?count=1").await, 1000);
 }
+
+/// Two Bulks that add the same users to groups in opposite orders lock the
+/// users' rows in opposite orders: on PostgreSQL one transaction is chosen
+/// as a deadlock victim. Every operation must still succeed, and every
+/// membership be there.
+#[tokio::test]
+async fn concurrent_bulks_touching_the_same_users_in_opposite_orders_all_succeed() {
+    let app = spawn_app().await;
+    const USERS: usize = 40;
+    let mut users = Vec::new();
+    for i in 0..USERS {
+        users.push(
+            app.create_user(&format!("crossed{i}")).await["id"]
+                .as_str()
+                .expect("id")
+                .to_string(),
+        );
+    }
+    let mut groups = Vec::new();
+    for i in 0..USERS * 2 {
+        groups.push(
+            app.create_group(&format!("crossed-group-{i}"), &[]).await["id"]
+                .as_str()
+                .expect("id")
+                .to_string(),
+        );
+    }
+    // Bulk A: group i gets user i; Bulk B: group USERS + i gets user USERS - 1 - i.
+    let add = |group: &str, user: &str| {
+        json!({
+            "method": "PATCH",
+            "path": format!("/Groups/{group}"),
+            "data": { "schemas": [PATCH_OP], "Operations": [{ "op": "add", "path": "members", "value": [{ "value": user }] }] },
+        })
+    };
+    let a: Vec<Value> = (0..USERS).map(|i| add(&groups[i], &users[i])).collect();
+    let b: Vec<Value> = (0..USERS)
+        .map(|i| add(&groups[USERS + i], &users[USERS - 1 - i]))
+        .collect();
+    let (a, b) = (bulk_request(json!(a)), bulk_request(json!(b)));
+    for _round in 0..3 {
+        let (answers_a, answers_b) = tokio::join!(bulk(&app, &a), bulk(&app, &b));
+        for op in answers_a.iter().chain(&answers_b) {
+            assert_eq!(op["status"], "200", "{op}");
+        }
+    }
+    for (i, user) in users.iter().enumerate() {
+        let fetched = get_json(&app, &format!("/scim/v2/Users/{user}")).await;
+        let mut held: Vec<&str> = fetched["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .map(|g| g["value"].as_str().expect("value"))
+            .collect();
+        held.sort();
+        let mut expected = vec![groups[i].as_str(), groups[USERS + (USERS - 1 - i)].as_str()];
+        expected.sort();
+        assert_eq!(held, expected, "user {i}");
+    }
+}
