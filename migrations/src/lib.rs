@@ -10,6 +10,7 @@ mod m20261123_000002_code_point_collation;
 mod m20261123_000003_audit_events;
 mod m20261123_000004_list_order_index;
 mod m20261123_000005_membership_id_collation;
+mod m20261123_000006_resource_counts;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_audit_events::Migration),
             Box::new(m20261123_000004_list_order_index::Migration),
             Box::new(m20261123_000005_membership_id_collation::Migration),
+            Box::new(m20261123_000006_resource_counts::Migration),
         ]
     }
 }

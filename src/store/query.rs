@@ -1,6 +1,7 @@
 //! Filtered, sorted and paged reads of SCIM resources, executed entirely by
 //! the database: a validated [`Filter`] becomes one SQL condition with bound
-//! values, `totalResults` is a `COUNT`, and nothing is filtered in memory.
+//! values, `totalResults` is a `COUNT` (on SQLite, an unfiltered list reads
+//! the tenant's count kept by triggers), and nothing is filtered in memory.
 //!
 //! How each attribute is reached (see `docs/storage.md`):
 //! - `id`, `externalId`, `userName`, `displayName`, `meta.created`,
@@ -112,12 +113,21 @@ impl Store {
             }
             select
         };
-        let count = scoped(
-            Query::select()
-                .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
-                .from(RESOURCES)
+        let count = match (&condition, backend) {
+            // SQLite keeps each tenant's count by type (migration 6's triggers).
+            (None, DbBackend::Sqlite) => Query::select()
+                .column("n")
+                .from("resource_counts")
+                .and_where(Expr::col("tenant_id").eq(tenant_id))
+                .and_where(Expr::col("resource_type").eq(kind.code()))
                 .to_owned(),
-        );
+            _ => scoped(
+                Query::select()
+                    .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+                    .from(RESOURCES)
+                    .to_owned(),
+            ),
+        };
         let count_all = || async {
             StoreResult::Ok(match db.query_one(&count).await? {
                 Some(row) => u64::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0),

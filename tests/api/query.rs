@@ -751,3 +751,84 @@ async fn postgresql_gets_planner_statistics_after_a_large_load_without_autovacuu
         .join("\n");
     assert!(plan.contains("ux_scim_resources_user_name"), "{plan}");
 }
+
+/// An unfiltered list's totalResults (on SQLite a count kept by triggers)
+/// follows every way resources come and go, per tenant and per type.
+#[tokio::test]
+async fn an_unfiltered_total_follows_creates_deletes_bulk_and_refusals_per_tenant_and_type() {
+    let app = spawn_app().await;
+    let total = |path: &'static str, key: String| {
+        let app = &app;
+        async move {
+            let list: Value = app
+                .request_with(&key, Method::GET, path)
+                .send()
+                .await
+                .expect("request")
+                .json()
+                .await
+                .expect("json");
+            list["totalResults"].as_u64().expect("totalResults")
+        }
+    };
+    let admin = app.admin_key.clone();
+    let mut users = Vec::new();
+    for i in 0..5 {
+        users.push(app.create_user(&format!("counted{i}")).await);
+    }
+    app.create_group("counted-group", &[users[0]["id"].as_str().expect("id")])
+        .await;
+    let other: Value = app
+        .post("/admin/v1/tenants", &json!({ "name": "counted-elsewhere" }))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let other_key = other["key"].as_str().expect("key").to_string();
+    let created = app
+        .request_with(&other_key, Method::POST, "/t/counted-elsewhere/scim/v2/Users")
+        .json(&json!({ "schemas": [USER_SCHEMA], "userName": "counted0" }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(created.status(), 201);
+    assert_eq!(total("/scim/v2/Users", admin.clone()).await, 5);
+    assert_eq!(total("/scim/v2/Groups", admin.clone()).await, 1);
+    assert_eq!(total("/t/counted-elsewhere/scim/v2/Users", other_key.clone()).await, 1);
+
+    // A refused create and a Bulk with one refused operation of three.
+    let duplicate = app
+        .post(
+            "/scim/v2/Users",
+            &json!({ "schemas": [USER_SCHEMA], "userName": "COUNTED1" }),
+        )
+        .await;
+    assert_eq!(duplicate.status(), 409);
+    let operations: Vec<Value> = ["bulk-a", "bulk-b", "counted2"]
+        .iter()
+        .map(|name| {
+            json!({
+                "method": "POST", "path": "/Users", "bulkId": name,
+                "data": { "schemas": [USER_SCHEMA], "userName": name },
+            })
+        })
+        .collect();
+    let bulk = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": operations,
+    });
+    assert_eq!(app.post("/scim/v2/Bulk", &bulk).await.status(), 200);
+    assert_eq!(total("/scim/v2/Users", admin.clone()).await, 7);
+
+    // Deletes: a user, and a group (its member stays).
+    let id = users[3]["id"].as_str().expect("id");
+    assert_eq!(app.delete(&format!("/scim/v2/Users/{id}")).await.status(), 204);
+    let groups: Value = app.get("/scim/v2/Groups").await.json().await.expect("json");
+    let group_id = groups["Resources"][0]["id"].as_str().expect("id");
+    assert_eq!(app.delete(&format!("/scim/v2/Groups/{group_id}")).await.status(), 204);
+    assert_eq!(total("/scim/v2/Users", admin.clone()).await, 6);
+    assert_eq!(total("/scim/v2/Groups", admin.clone()).await, 0);
+    assert_eq!(total("/t/counted-elsewhere/scim/v2/Users", other_key).await, 1);
+    // A page past the end still carries the total.
+    assert_eq!(total("/scim/v2/Users?startIndex=50&count=2", admin).await, 6);
+}
