@@ -143,7 +143,7 @@ impl Provisioning {
             .await
             .map_err(store_error)?;
         let stored = stored.ok_or_else(|| not_found(kind, id))?;
-        Ok(self.render(scope, &stored, projection))
+        Ok(self.render(scope, stored, projection))
     }
 
     /// The current version of a resource, for `If-None-Match` on GET.
@@ -317,7 +317,7 @@ impl Provisioning {
             .map_err(store_error)?;
         let resources: Vec<Value> = found
             .resources
-            .iter()
+            .into_iter()
             .map(|r| self.render(scope, r, projection).body)
             .collect();
         let mut body = list_response(found.total, start_index, resources);
@@ -377,7 +377,12 @@ impl Provisioning {
             total += found.total;
             offset = offset.saturating_sub(found.total);
             remaining -= found.resources.len() as u64;
-            resources.extend(found.resources.iter().map(|r| self.render(scope, r, projection).body));
+            resources.extend(
+                found
+                    .resources
+                    .into_iter()
+                    .map(|r| self.render(scope, r, projection).body),
+            );
         }
         Ok(list_response(total, start_index, resources))
     }
@@ -449,7 +454,7 @@ impl Provisioning {
         let load = load_for(stored.kind, projection);
         let loaded = (!load.members || stored.members.is_some()) && (!load.groups || stored.groups.is_some());
         if loaded {
-            return Ok(self.render(scope, &stored, projection));
+            return Ok(self.render(scope, stored, projection));
         }
         let reloaded = self
             .store
@@ -457,28 +462,32 @@ impl Provisioning {
             .await
             .map_err(store_error)?
             .unwrap_or(stored);
-        Ok(self.render(scope, &reloaded, projection))
+        Ok(self.render(scope, reloaded, projection))
     }
 
-    fn render(&self, scope: &Scope<'_>, stored: &StoredResource, projection: &Projection) -> Rendered {
+    fn render(&self, scope: &Scope<'_>, stored: StoredResource, projection: &Projection) -> Rendered {
         let location = format!("{}/{}/{}", scope.base_url, stored.kind.endpoint(), stored.id);
         let etag = etag(stored.version);
+        let StoredResource {
+            id,
+            kind,
+            mut document,
+            created,
+            last_modified,
+            members,
+            groups,
+            ..
+        } = stored;
         let mut body = Map::new();
         body.insert(
             "schemas".into(),
-            stored
-                .document
-                .get("schemas")
-                .cloned()
-                .unwrap_or_else(|| json!([stored.kind.core_schema()])),
+            document
+                .remove("schemas")
+                .unwrap_or_else(|| json!([kind.core_schema()])),
         );
-        body.insert("id".into(), json!(stored.id));
-        for (name, value) in &stored.document {
-            if name != "schemas" {
-                body.insert(name.clone(), value.clone());
-            }
-        }
-        if let Some(members) = &stored.members
+        body.insert("id".into(), json!(id));
+        body.extend(document);
+        if let Some(members) = members
             && !members.is_empty()
         {
             let members: Vec<Value> = members
@@ -495,7 +504,7 @@ impl Provisioning {
                 .collect();
             body.insert("members".into(), Value::Array(members));
         }
-        if let Some(groups) = &stored.groups
+        if let Some(groups) = groups
             && !groups.is_empty()
         {
             let groups: Vec<Value> = groups
@@ -517,14 +526,14 @@ impl Provisioning {
         body.insert(
             "meta".into(),
             json!({
-                "resourceType": stored.kind.name(),
-                "created": stored.created,
-                "lastModified": stored.last_modified,
+                "resourceType": kind.name(),
+                "created": created,
+                "lastModified": last_modified,
                 "location": location,
                 "version": etag,
             }),
         );
-        let body = resource::project(self.registry, stored.kind, &Value::Object(body), projection);
+        let body = resource::project(self.registry, kind, Value::Object(body), projection);
         Rendered { body, etag, location }
     }
 }
@@ -615,13 +624,14 @@ fn invalid_sort(path: &str) -> ScimError {
 }
 
 fn list_response(total: u64, start_index: u64, resources: Vec<Value>) -> Value {
-    json!({
-        "schemas": [LIST_RESPONSE_SCHEMA],
-        "totalResults": total,
-        "startIndex": start_index,
-        "itemsPerPage": resources.len(),
-        "Resources": resources,
-    })
+    // Built by hand: `json!` would copy the resources through `to_value`.
+    let mut body = Map::new();
+    body.insert("schemas".into(), json!([LIST_RESPONSE_SCHEMA]));
+    body.insert("totalResults".into(), json!(total));
+    body.insert("startIndex".into(), json!(start_index));
+    body.insert("itemsPerPage".into(), json!(resources.len()));
+    body.insert("Resources".into(), Value::Array(resources));
+    Value::Object(body)
 }
 
 fn load_for(kind: ResourceKind, projection: &Projection) -> Load {
