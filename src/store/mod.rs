@@ -184,8 +184,8 @@ pub struct Store {
 impl Store {
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
         if url.starts_with("sqlite:") {
-            let write = Database::connect(sqlite_options(url, 1)).await?;
-            let read = Database::connect(sqlite_options(url, 8)).await?;
+            let write = Database::connect(sqlite_options(url, 1, true)).await?;
+            let read = Database::connect(sqlite_options(url, 8, false)).await?;
             let mut store = Store::over(write, read);
             store.group = Some(GroupCommit::start(store.clone()));
             Ok(store)
@@ -302,25 +302,32 @@ impl Store {
     }
 }
 
-fn sqlite_options(url: &str, max_connections: u32) -> ConnectOptions {
+fn sqlite_options(url: &str, max_connections: u32, writer: bool) -> ConnectOptions {
     let mut opts = ConnectOptions::new(url.to_string());
     opts.max_connections(max_connections)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
         .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
-            o.create_if_missing(true)
+        .map_sqlx_sqlite_opts(move |o: SqliteConnectOptions| {
+            let o = o
+                .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10))
+                // Checkpoints run beside the writer ([`checkpoint`]).
+                .pragma("wal_autocheckpoint", checkpoint::WRITER_CHECKPOINT_PAGES.to_string());
+            if writer {
                 // Savepoints (one per operation of a Bulk batch or a write
                 // group) journal each page before changing it; in a file
                 // that was a fifth of Bulk's CPU in pwrite. In memory it
-                // lives only until the savepoint is released.
-                .pragma("temp_store", "memory")
-                // Checkpoints run beside the writer ([`checkpoint`]).
-                .pragma("wal_autocheckpoint", checkpoint::WRITER_CHECKPOINT_PAGES.to_string())
+                // lives only until the savepoint is released. Readers keep
+                // temporary files: a query's temporary b-trees (a walk
+                // down a 100,000-member group) would otherwise all be RSS.
+                o.pragma("temp_store", "memory")
+            } else {
+                o
+            }
         });
     opts
 }
