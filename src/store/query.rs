@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, QueryStatementBuilder, SelectStatement};
 use sea_orm::{ConnectionTrait, DbBackend};
 
-use super::resources::{Load, StoredResource, resource_from_row, select_resources};
+use super::resources::{Load, StoredResource, resource_from_row, select_resources, walk_down};
 use super::{Store, StoreError, StoreResult};
 use crate::scim::ResourceKind;
 use crate::scim::filter::{AttrRef, AttrSource, CompareOp, Filter, Operand};
@@ -612,15 +612,10 @@ impl Translator {
     /// `groups.value` / `groups.display`: the resource is a member, directly
     /// or through nested groups, of a group the condition matches. One
     /// uncorrelated recursive query walks down from the matching groups and
-    /// is used as `id IN (…)`. (Walking up from each candidate user instead
-    /// ran the recursion once per user: on PostgreSQL, counting a
-    /// 100,000-member group did not finish in ten minutes.) UNION ends the
-    /// walk on membership cycles. Each step looks memberships up by the
-    /// primary key (group_id, member_id): CROSS JOIN makes SQLite drive it
-    /// from the rows found so far, and there is no tenant condition on
-    /// group_members (the groups are the tenant's, and so are their
-    /// memberships), which SQLite preferred to serve from
-    /// ix_group_members_member by tenant alone: a pass over all memberships.
+    /// is used as `id IN (…)` ([`walk_down`]). (Walking up from each
+    /// candidate user instead ran the recursion once per user: on
+    /// PostgreSQL, counting a 100,000-member group did not finish in ten
+    /// minutes.)
     fn groups_compare(&self, attr: &AttrRef, op: CompareOp, operand: &Operand) -> Translated {
         let g = self.alias("g");
         let condition = match attr.key.as_str() {
@@ -641,12 +636,7 @@ impl Translator {
             .to_owned();
         Ok(portable(
             self.backend,
-            "$1 IN (WITH RECURSIVE below(id) AS ( \
-                SELECT gm.member_id FROM group_members gm WHERE gm.group_id IN $2 \
-                UNION \
-                SELECT gm2.member_id FROM below CROSS JOIN group_members gm2 \
-                WHERE gm2.group_id = below.id) \
-             SELECT id FROM below)",
+            &format!("$1 IN ({})", walk_down("$2")),
             [
                 resource_col("id"),
                 Expr::SubQuery(None, Box::new(matching_groups.into_sub_query_statement())),

@@ -794,14 +794,7 @@ async fn touch_users_from(db: &impl ConnectionTrait, tenant_id: &str, from: &[St
     let mut users: Vec<String> = from.iter().filter(|id| !groups.contains(*id)).cloned().collect();
     let groups: Vec<String> = groups.into_iter().collect();
     for chunk in groups.chunks(INSERT_CHUNK) {
-        let sql = format!(
-            "WITH RECURSIVE below(id) AS ( \
-                SELECT gm.member_id FROM group_members gm WHERE gm.group_id IN ({groups}) \
-                UNION \
-                SELECT gm2.member_id FROM below CROSS JOIN group_members gm2 WHERE gm2.group_id = below.id) \
-             SELECT id FROM below",
-            groups = placeholders(backend, 1, chunk.len()),
-        );
+        let sql = walk_down(&format!("({})", placeholders(backend, 1, chunk.len())));
         let values: Vec<DbValue> = chunk.iter().map(|id| DbValue::from(id.as_str())).collect();
         for row in db
             .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
@@ -811,6 +804,25 @@ async fn touch_users_from(db: &impl ConnectionTrait, tenant_id: &str, from: &[St
         }
     }
     touch_resources_of_type(db, tenant_id, Some(ResourceKind::User), &users, at).await
+}
+
+/// Every member below the groups `roots` names (an SQL `IN` operand: a
+/// parenthesised list or subquery), directly or through nested groups, as
+/// one query with one column, `id`. UNION ends the walk on membership
+/// cycles. Each step looks memberships up by the primary key (group_id,
+/// member_id): CROSS JOIN makes SQLite drive it from the rows found so far,
+/// and there is no tenant condition on group_members (the groups are the
+/// tenant's, and so are their memberships), which SQLite preferred to serve
+/// from ix_group_members_member by tenant alone: a pass over all memberships.
+pub(super) fn walk_down(roots: &str) -> String {
+    format!(
+        "WITH RECURSIVE below(id) AS ( \
+            SELECT gm.member_id FROM group_members gm WHERE gm.group_id IN {roots} \
+            UNION \
+            SELECT gm2.member_id FROM below CROSS JOIN group_members gm2 \
+            WHERE gm2.group_id = below.id) \
+         SELECT id FROM below"
+    )
 }
 
 /// Gives resources whose derived attributes changed a new version.
