@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod audit;
 pub mod checkpoint;
+pub mod direct;
 pub mod entities;
 pub mod group_commit;
 pub mod keys;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 use std::future::Future;
 
+use direct::DirectReads;
 use group_commit::GroupCommit;
 use scimd_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -179,6 +181,9 @@ pub struct Store {
     /// SQLite's group commit of single writes (see [`Store::grouped`]);
     /// `None` on PostgreSQL and in a batch.
     group: Option<GroupCommit>,
+    /// SQLite's reads on the calling thread ([`direct`]); `None` on
+    /// PostgreSQL and in a batch, whose reads must see its own writes.
+    direct: Option<Arc<DirectReads>>,
 }
 
 impl Store {
@@ -187,6 +192,7 @@ impl Store {
             let write = Database::connect(sqlite_options(url, 1, true)).await?;
             let read = Database::connect(sqlite_options(url, 8, false)).await?;
             let mut store = Store::over(write, read);
+            store.direct = DirectReads::for_url(url).map(Arc::new);
             store.group = Some(GroupCommit::start(store.clone()));
             Ok(store)
         } else {
@@ -207,6 +213,7 @@ impl Store {
             read: Conn::Pool(read.clone()),
             pools: (write, read),
             group: None,
+            direct: None,
         }
     }
 
@@ -226,6 +233,12 @@ impl Store {
         &self.read
     }
 
+    /// Where bounded reads can run on the calling thread (SQLite, outside
+    /// a batch).
+    pub(crate) fn direct(&self) -> Option<&DirectReads> {
+        self.direct.as_deref()
+    }
+
     /// A store whose reads and writes all run in one new transaction, until
     /// [`Store::commit_batch`]. Many small writes then share one commit (one
     /// WAL flush) instead of paying one each. On SQLite the batch holds the
@@ -237,6 +250,7 @@ impl Store {
             read: txn,
             pools: self.pools.clone(),
             group: None,
+            direct: None,
         })
     }
 

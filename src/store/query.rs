@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, QueryStatementBuilder, SelectStatement};
 use sea_orm::{ConnectionTrait, DbBackend};
 
+use super::direct::ResultRow;
 use super::resources::{Load, StoredResource, resource_from_row, select_resources, walk_down};
 use super::{Store, StoreError, StoreResult};
 use crate::scim::ResourceKind;
@@ -30,6 +31,10 @@ use crate::scim::filter::{AttrRef, AttrSource, CompareOp, Filter, Operand};
 use crate::scim::schema::AttrType;
 
 const RESOURCES: &str = "scim_resources";
+
+/// Unfiltered pages up to this offset run as direct reads: stepping over
+/// this many index entries takes SQLite about a millisecond.
+const DIRECT_MAX_OFFSET: u64 = 10_000;
 
 /// What to list: an optional filter and sort, and a page.
 #[derive(Debug, Clone)]
@@ -128,11 +133,31 @@ impl Store {
                     .to_owned(),
             ),
         };
+        let sort = match spec.sort {
+            Some(sort) => Some((translator.sort_key(&sort.attr).map_err(unsupported)?, sort.descending)),
+            None => None,
+        };
+        // An unfiltered, unsorted page by cursor or near the list's start is
+        // a bounded read: SQLite runs it on the request's thread ([`direct`]).
+        let direct = self.direct().filter(|_| {
+            condition.is_none()
+                && sort.is_none()
+                && match spec.page {
+                    Page::After(_) => true,
+                    Page::Offset(offset) => offset <= DIRECT_MAX_OFFSET,
+                }
+        });
         let count_all = || async {
-            StoreResult::Ok(match db.query_one(&count).await? {
-                Some(row) => u64::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0),
-                None => 0,
-            })
+            let n = match direct {
+                Some(direct) => direct
+                    .query(&backend.build(&count), |row| row.required_integer("n"))?
+                    .pop(),
+                None => match db.query_one(&count).await? {
+                    Some(row) => Some(row.try_get::<i64>("", "n")?),
+                    None => None,
+                },
+            };
+            StoreResult::Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
         };
         if spec.limit == 0 {
             return Ok(QueryPage {
@@ -141,10 +166,6 @@ impl Store {
                 next: None,
             });
         }
-        let sort = match spec.sort {
-            Some(sort) => Some((translator.sort_key(&sort.attr).map_err(unsupported)?, sort.descending)),
-            None => None,
-        };
         let mut page = scoped(select_resources());
         if let Some((key, descending)) = &sort {
             // Resources without a value sort last in both directions (on both backends).
@@ -167,9 +188,18 @@ impl Store {
                 true
             }
         };
-        let rows = db.query_all(&page).await?;
+        let sorted = sort.is_some();
+        let mut rows = match direct {
+            Some(direct) => direct.query(&backend.build(&page), |row| page_row(row, kind, sorted))?,
+            None => db
+                .query_all(&page)
+                .await?
+                .iter()
+                .map(|row| page_row(row, kind, sorted))
+                .collect::<StoreResult<Vec<_>>>()?,
+        };
         let more = keyset && rows.len() as u64 > spec.limit;
-        let rows = &rows[..rows.len().min(spec.limit as usize)];
+        rows.truncate(spec.limit as usize);
         // A page that holds rows but is not full (or a first page that is
         // empty) ends the list, so the total is known without counting: a
         // lookup such as `userName eq "…"` costs one query, not two.
@@ -179,30 +209,35 @@ impl Store {
             Page::Offset(offset) if found < spec.limit && (found > 0 || *offset == 0) => offset + found,
             _ => count_all().await?,
         };
-        let mut resources = rows
-            .iter()
-            .map(|row| resource_from_row(row, kind))
-            .collect::<StoreResult<Vec<_>>>()?;
-        let next = match (more, rows.last(), resources.last()) {
-            (true, Some(row), Some(last)) => {
-                let key = match sort {
-                    None => None,
-                    Some(_) => match row.try_get::<Option<f64>>("", "sort_value") {
-                        Ok(number) => number.map(SortValue::Number),
-                        Err(_) => row.try_get::<Option<String>>("", "sort_value")?.map(SortValue::Text),
-                    },
-                };
-                Some(Position {
-                    key,
-                    created: last.created.clone(),
-                    id: last.id.clone(),
-                })
-            }
+        let next = match rows.last() {
+            Some((last, key)) if more => Some(Position {
+                key: key.clone(),
+                created: last.created.clone(),
+                id: last.id.clone(),
+            }),
             _ => None,
         };
+        let mut resources: Vec<StoredResource> = rows.into_iter().map(|(resource, _)| resource).collect();
         self.load_derived(db, tenant_id, &mut resources, load).await?;
         Ok(QueryPage { total, resources, next })
     }
+}
+
+/// A row of a page, with its sort value when the page is sorted (for the
+/// next cursor).
+fn page_row(
+    row: &impl ResultRow,
+    kind: ResourceKind,
+    sorted: bool,
+) -> StoreResult<(StoredResource, Option<SortValue>)> {
+    let key = match sorted {
+        false => None,
+        true => match row.number("sort_value") {
+            Ok(number) => number.map(SortValue::Number),
+            Err(_) => row.text("sort_value")?.map(SortValue::Text),
+        },
+    };
+    Ok((resource_from_row(row, kind)?, key))
 }
 
 impl Store {

@@ -10,11 +10,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query, SimpleExpr};
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value as DbValue};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query, SelectStatement, SimpleExpr};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value as DbValue};
 use serde_json::{Map, Value};
 
 use super::audit::{AuditContext, Event, record};
+use super::direct::{DirectReads, ResultRow};
 use super::{Store, StoreError, StoreResult, now, scim_timestamp};
 use crate::scim::ResourceKind;
 
@@ -181,9 +182,26 @@ impl Store {
     ) -> StoreResult<Option<StoredResource>> {
         let db = self.reader();
         if kind == ResourceKind::User && load.groups {
-            return fetch_user_with_groups(db, tenant_id, id).await;
+            let stmt = user_with_groups_statement(self.backend(), tenant_id, id);
+            let rows = match self.direct() {
+                Some(direct) => direct.query(&stmt, |row| user_with_group_row(row))?,
+                None => db
+                    .query_all_raw(stmt)
+                    .await?
+                    .iter()
+                    .map(user_with_group_row)
+                    .collect::<StoreResult<_>>()?,
+            };
+            return Ok(user_with_groups(rows));
         }
-        let Some(mut resource) = fetch_row(db, tenant_id, kind, id).await? else {
+        let resource = match self.direct() {
+            Some(direct) => {
+                let stmt = self.backend().build(&select_row(tenant_id, kind, id));
+                direct.query(&stmt, |row| resource_from_row(row, kind))?.pop()
+            }
+            None => fetch_row(db, tenant_id, kind, id).await?,
+        };
+        let Some(mut resource) = resource else {
             return Ok(None);
         };
         self.load_derived(db, tenant_id, std::slice::from_mut(&mut resource), load)
@@ -487,7 +505,7 @@ impl Store {
                 .filter(|r| r.kind == ResourceKind::User)
                 .map(|r| r.id.as_str())
                 .collect();
-            let mut groups = groups_of(db, tenant_id, &user_ids).await?;
+            let mut groups = groups_of(db, self.direct(), tenant_id, &user_ids).await?;
             for resource in resources.iter_mut().filter(|r| r.kind == ResourceKind::User) {
                 resource.groups = Some(groups.remove(&resource.id).unwrap_or_default());
             }
@@ -568,30 +586,33 @@ async fn fetch_row(
     kind: ResourceKind,
     id: &str,
 ) -> StoreResult<Option<StoredResource>> {
-    let stmt = select_resources()
-        .and_where(Expr::col("tenant_id").eq(tenant_id))
-        .and_where(Expr::col("resource_type").eq(kind.code()))
-        .and_where(Expr::col("id").eq(id))
-        .to_owned();
-    match db.query_one(&stmt).await? {
+    match db.query_one(&select_row(tenant_id, kind, id)).await? {
         Some(row) => Ok(Some(resource_from_row(&row, kind)?)),
         None => Ok(None),
     }
 }
 
-pub(super) fn resource_from_row(row: &QueryResult, kind: ResourceKind) -> StoreResult<StoredResource> {
-    let raw: String = row.try_get("", "document")?;
+fn select_row(tenant_id: &str, kind: ResourceKind, id: &str) -> SelectStatement {
+    select_resources()
+        .and_where(Expr::col("tenant_id").eq(tenant_id))
+        .and_where(Expr::col("resource_type").eq(kind.code()))
+        .and_where(Expr::col("id").eq(id))
+        .to_owned()
+}
+
+pub(super) fn resource_from_row(row: &impl ResultRow, kind: ResourceKind) -> StoreResult<StoredResource> {
+    let raw = row.required_text("document")?;
     let document = match serde_json::from_str(&raw) {
         Ok(Value::Object(map)) => map,
         _ => return Err(StoreError::Corrupt("resource document is not a JSON object".into())),
     };
     Ok(StoredResource {
-        id: row.try_get("", "id")?,
+        id: row.required_text("id")?,
         kind,
         document,
-        version: row.try_get("", "version")?,
-        created: row.try_get("", "created_at")?,
-        last_modified: row.try_get("", "last_modified")?,
+        version: row.required_integer("version")?,
+        created: row.required_text("created_at")?,
+        last_modified: row.required_text("last_modified")?,
         members: None,
         groups: None,
     })
@@ -894,6 +915,7 @@ async fn members_of(db: &impl ConnectionTrait, tenant_id: &str, group_id: &str) 
 /// Direct and indirect (nested) groups of each user, in one query.
 async fn groups_of(
     db: &impl ConnectionTrait,
+    direct: Option<&DirectReads>,
     tenant_id: &str,
     user_ids: &[&str],
 ) -> StoreResult<HashMap<String, Vec<StoredGroupRef>>> {
@@ -902,12 +924,18 @@ async fn groups_of(
         if chunk.is_empty() {
             continue;
         }
-        let rows = db
-            .query_all_raw(groups_of_statement(db.get_database_backend(), tenant_id, chunk))
-            .await?;
-        for row in rows {
-            let member: String = row.try_get("", "member_id")?;
-            if let Some(group) = group_ref(&row)? {
+        let stmt = groups_of_statement(db.get_database_backend(), tenant_id, chunk);
+        let rows = match direct {
+            Some(direct) => direct.query(&stmt, |row| member_group_row(row))?,
+            None => db
+                .query_all_raw(stmt)
+                .await?
+                .iter()
+                .map(member_group_row)
+                .collect::<StoreResult<_>>()?,
+        };
+        for (member, group) in rows {
+            if let Some(group) = group {
                 result.entry(member).or_default().push(group);
             }
         }
@@ -915,21 +943,21 @@ async fn groups_of(
     Ok(result)
 }
 
+fn member_group_row(row: &impl ResultRow) -> StoreResult<(String, Option<StoredGroupRef>)> {
+    Ok((row.required_text("member_id")?, group_ref(row)?))
+}
+
 /// One `groups` entry from a row of [`groups_walk`]'s `derived` (columns
 /// `group_id`, `display_name`, `direct`); `None` where the row has no group
 /// (a user in none, left-joined).
-fn group_ref(row: &QueryResult) -> StoreResult<Option<StoredGroupRef>> {
-    let Some(id) = row.try_get::<Option<String>>("", "group_id")? else {
+fn group_ref(row: &impl ResultRow) -> StoreResult<Option<StoredGroupRef>> {
+    let Some(id) = row.text("group_id")? else {
         return Ok(None);
-    };
-    let direct = match row.try_get::<bool>("", "direct") {
-        Ok(b) => b,
-        Err(_) => row.try_get::<i64>("", "direct")? != 0,
     };
     Ok(Some(StoredGroupRef {
         id,
-        display: row.try_get("", "display_name")?,
-        direct,
+        display: row.text("display_name")?,
+        direct: row.flag("direct")?,
     }))
 }
 
@@ -979,31 +1007,30 @@ fn groups_of_statement(backend: DbBackend, tenant_id: &str, user_ids: &[&str]) -
     Statement::from_sql_and_values(backend, sql, values)
 }
 
-/// A user and its derived `groups`, in one round trip: GET /Users/{id} is
-/// the most frequent read, and a second query for the groups cost as much as
-/// the first.
-async fn fetch_user_with_groups(
-    db: &impl ConnectionTrait,
-    tenant_id: &str,
-    id: &str,
-) -> StoreResult<Option<StoredResource>> {
-    let rows = db
-        .query_all_raw(user_with_groups_statement(db.get_database_backend(), tenant_id, id))
-        .await?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let mut user = resource_from_row(first, ResourceKind::User)?;
-    let mut groups = Vec::new();
-    for row in &rows {
-        groups.extend(group_ref(row)?);
-    }
-    user.groups = Some(groups);
-    Ok(Some(user))
+/// A row of [`user_with_groups_statement`]: the user, and one of its groups
+/// or none.
+fn user_with_group_row(row: &impl ResultRow) -> StoreResult<(StoredResource, Option<StoredGroupRef>)> {
+    Ok((resource_from_row(row, ResourceKind::User)?, group_ref(row)?))
 }
 
-/// [`groups_walk`] for one user, left-joined to the user's row: one row per
-/// group, or one row with NULL group columns for a user in no group.
+/// A user and its derived `groups` from the rows of
+/// [`user_with_groups_statement`] (each repeats the user's columns).
+fn user_with_groups(rows: Vec<(StoredResource, Option<StoredGroupRef>)>) -> Option<StoredResource> {
+    let mut rows = rows.into_iter();
+    let (mut user, first_group) = rows.next()?;
+    let groups = first_group
+        .into_iter()
+        .chain(rows.filter_map(|(_, group)| group))
+        .collect();
+    user.groups = Some(groups);
+    Some(user)
+}
+
+/// A user and its derived `groups`, in one round trip: GET /Users/{id} is
+/// the most frequent read, and a second query for the groups cost as much as
+/// the first. [`groups_walk`] for one user, left-joined to the user's row:
+/// one row per group, or one row with NULL group columns for a user in no
+/// group.
 fn user_with_groups_statement(backend: DbBackend, tenant_id: &str, user_id: &str) -> Statement {
     let p = |n| placeholder(backend, n);
     let walk = groups_walk(&p(2), &p(1), &p(3));
