@@ -822,7 +822,7 @@ impl Job<'_> {
         match (op.method, id) {
             (Method::Post, _) => match provisioning.create(scope, op.kind, &data, projection).await {
                 Ok(created) => {
-                    let id = created.body.get("id").and_then(Value::as_str).map(str::to_string);
+                    let id = Some(created.id.clone());
                     let mut outcome = Outcome::succeeded(201, created.location.clone(), Some(created.etag.clone()));
                     outcome.created_id = id.clone();
                     if !waiting.is_empty() {

@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::scim::json_text::{self, ObjectWriter};
+
 use crate::auth::hashing::Hasher;
 use crate::scim::resource::{self, IndexedScalar, Projection};
 use crate::scim::schema::SchemaRegistry;
@@ -10,7 +12,10 @@ use crate::scim::{ResourceKind, ScimError, ScimResult, ScimType};
 use crate::scim::{filter, patch};
 use crate::store::audit::AuditContext;
 use crate::store::query::{ListSpec, Page, Position, SortSpec};
-use crate::store::resources::{IndexRow, Load, MemberDelta, MemberRef, ResourceWrite, StoredResource, action};
+use crate::store::resources::{
+    Document, IndexRow, Load, MemberDelta, MemberRef, ResourceWrite, StoredGroupRef, StoredMember, StoredResource,
+    action,
+};
 use crate::store::{Store, StoreError};
 
 pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
@@ -28,10 +33,12 @@ pub struct Scope<'a> {
     pub audit: &'a AuditContext,
 }
 
-/// A resource as answered: body, weak ETag and location.
+/// A resource as answered: its id, body (serialised JSON), weak ETag and
+/// location.
 #[derive(Debug, Clone)]
 pub struct Rendered {
-    pub body: Value,
+    pub id: String,
+    pub body: Vec<u8>,
     pub etag: String,
     pub location: String,
 }
@@ -74,15 +81,31 @@ pub struct Provisioning {
     store: Store,
     hasher: Hasher,
     registry: &'static SchemaRegistry,
+    /// Users, Groups: whether a stored document is its own default view
+    /// ([`resource::stored_is_default_view`]), so reads can send its text.
+    stored_is_default_view: (bool, bool),
 }
 
 impl Provisioning {
     pub fn new(store: Store, hasher: Hasher) -> Self {
+        let registry = SchemaRegistry::builtin();
         Provisioning {
             store,
             hasher,
-            registry: SchemaRegistry::builtin(),
+            registry,
+            stored_is_default_view: (
+                resource::stored_is_default_view(registry, ResourceKind::User),
+                resource::stored_is_default_view(registry, ResourceKind::Group),
+            ),
         }
+    }
+
+    fn sends_stored_text(&self, kind: ResourceKind, projection: &Projection) -> bool {
+        let stored_is_view = match kind {
+            ResourceKind::User => self.stored_is_default_view.0,
+            ResourceKind::Group => self.stored_is_default_view.1,
+        };
+        stored_is_view && projection.is_default()
     }
 
     pub fn registry(&self) -> &'static SchemaRegistry {
@@ -98,6 +121,7 @@ impl Provisioning {
             store,
             hasher: self.hasher.clone(),
             registry: self.registry,
+            stored_is_default_view: self.stored_is_default_view,
         })
     }
 
@@ -143,7 +167,7 @@ impl Provisioning {
             .await
             .map_err(store_error)?;
         let stored = stored.ok_or_else(|| not_found(kind, id))?;
-        Ok(self.render(scope, stored, projection))
+        self.render(scope, stored, projection)
     }
 
     /// The current version of a resource, for `If-None-Match` on GET.
@@ -172,7 +196,7 @@ impl Provisioning {
             .map_err(store_error)?
             .ok_or_else(|| not_found(kind, id))?;
         check_precondition(if_match, current.version)?;
-        let existing = Value::Object(current.document);
+        let existing = Value::Object(current.document.into_values().map_err(store_error)?);
         let write = self.prepare_write(kind, input, Some(&existing)).await?;
         // The version read above is the one the precondition approved: the
         // store refuses the write if it changed in between.
@@ -219,14 +243,14 @@ impl Provisioning {
                 .map_err(store_error)?
                 .ok_or_else(|| not_found(kind, id))?;
             check_precondition(if_match, current.version)?;
-            let existing = Value::Object(current.document.clone());
+            let existing = Value::Object(current.document.into_values().map_err(store_error)?);
             let outcome = patch::apply_patch(self.registry, kind, &existing, &request)?;
             let write = if outcome.document == existing {
                 None
             } else {
                 let mut write = self.prepare_write(kind, &outcome.document, Some(&existing)).await?;
                 write.members = None;
-                Some(write).filter(|w| w.document != current.document || w.password_hash.is_some())
+                Some(write).filter(|w| existing.as_object() != Some(&w.document) || w.password_hash.is_some())
             };
             let delta = MemberDelta {
                 replace_all: outcome
@@ -296,7 +320,7 @@ impl Provisioning {
         kind: ResourceKind,
         request: &ListRequest<'_>,
         projection: &Projection,
-    ) -> ScimResult<Value> {
+    ) -> ScimResult<Vec<u8>> {
         let query = self.compile_query(kind, request)?;
         let (start_index, count) = request.page();
         let cursor_binding = request.cursor_binding(kind);
@@ -315,22 +339,17 @@ impl Provisioning {
             .query_resources(scope.tenant_id, kind, &spec, load_for(kind, projection))
             .await
             .map_err(store_error)?;
-        let resources: Vec<Value> = found
+        let resources = found
             .resources
             .into_iter()
-            .map(|r| self.render(scope, r, projection).body)
-            .collect();
-        let mut body = list_response(found.total, start_index, resources);
-        if request.cursor.is_some() {
-            // RFC 9865: no startIndex in cursor paging; nextCursor unless this is the last page.
-            if let Some(object) = body.as_object_mut() {
-                object.remove("startIndex");
-                if let Some(next) = &found.next {
-                    object.insert("nextCursor".into(), json!(encode_cursor(next, cursor_binding)));
-                }
-            }
-        }
-        Ok(body)
+            .map(|r| Ok(self.render(scope, r, projection)?.body))
+            .collect::<ScimResult<Vec<_>>>()?;
+        // RFC 9865: no startIndex in cursor paging; nextCursor unless this is the last page.
+        let paging = match request.cursor {
+            Some(_) => Paging::Cursor(found.next.map(|next| encode_cursor(&next, cursor_binding))),
+            None => Paging::Index(start_index),
+        };
+        list_response(found.total, paging, &resources)
     }
 
     /// Root `POST /.search`: Users then Groups, paged as one list. A filter
@@ -340,7 +359,7 @@ impl Provisioning {
         scope: &Scope<'_>,
         request: &ListRequest<'_>,
         projections: [&Projection; 2],
-    ) -> ScimResult<Value> {
+    ) -> ScimResult<Vec<u8>> {
         let kinds = [ResourceKind::User, ResourceKind::Group];
         let queries: Vec<ScimResult<CompiledQuery>> = kinds.iter().map(|k| self.compile_query(*k, request)).collect();
         if let Some(Err(e)) = queries
@@ -377,14 +396,11 @@ impl Provisioning {
             total += found.total;
             offset = offset.saturating_sub(found.total);
             remaining -= found.resources.len() as u64;
-            resources.extend(
-                found
-                    .resources
-                    .into_iter()
-                    .map(|r| self.render(scope, r, projection).body),
-            );
+            for resource in found.resources {
+                resources.push(self.render(scope, resource, projection)?.body);
+            }
         }
-        Ok(list_response(total, start_index, resources))
+        list_response(total, Paging::Index(start_index), &resources)
     }
 
     fn compile_query(&self, kind: ResourceKind, request: &ListRequest<'_>) -> ScimResult<CompiledQuery> {
@@ -454,7 +470,7 @@ impl Provisioning {
         let load = load_for(stored.kind, projection);
         let loaded = (!load.members || stored.members.is_some()) && (!load.groups || stored.groups.is_some());
         if loaded {
-            return Ok(self.render(scope, stored, projection));
+            return self.render(scope, stored, projection);
         }
         let reloaded = self
             .store
@@ -462,69 +478,35 @@ impl Provisioning {
             .await
             .map_err(store_error)?
             .unwrap_or(stored);
-        Ok(self.render(scope, reloaded, projection))
+        self.render(scope, reloaded, projection)
     }
 
-    fn render(&self, scope: &Scope<'_>, stored: StoredResource, projection: &Projection) -> Rendered {
+    /// A stored resource as answered. With the default projection the
+    /// stored text is sent as it is, the top level read only to put the
+    /// members in order ([`stored_text_view`]); otherwise the document is
+    /// parsed and projected. Both give the same members in the same order.
+    fn render(&self, scope: &Scope<'_>, stored: StoredResource, projection: &Projection) -> ScimResult<Rendered> {
         let location = format!("{}/{}/{}", scope.base_url, stored.kind.endpoint(), stored.id);
         let etag = etag(stored.version);
         let StoredResource {
             id,
             kind,
-            mut document,
+            document,
             created,
             last_modified,
             members,
             groups,
             ..
         } = stored;
-        let mut body = Map::new();
-        body.insert(
-            "schemas".into(),
-            document
-                .remove("schemas")
-                .unwrap_or_else(|| json!([kind.core_schema()])),
-        );
-        body.insert("id".into(), json!(id));
-        body.extend(document);
-        if let Some(members) = members
-            && !members.is_empty()
-        {
-            let members: Vec<Value> = members
-                .iter()
-                .map(|m| {
-                    // No `display`: it is optional, and clients compare what
-                    // they sent (value, $ref, type) with what comes back.
-                    json!({
-                        "value": m.id,
-                        "$ref": format!("{}/{}/{}", scope.base_url, m.kind.endpoint(), m.id),
-                        "type": m.kind.name(),
-                    })
-                })
-                .collect();
-            body.insert("members".into(), Value::Array(members));
+        let mut derived: Vec<(&'static str, Value)> = Vec::with_capacity(3);
+        if let Some(members) = members.filter(|m| !m.is_empty()) {
+            derived.push(("members", members_value(scope, &members)));
         }
-        if let Some(groups) = groups
-            && !groups.is_empty()
-        {
-            let groups: Vec<Value> = groups
-                .iter()
-                .map(|g| {
-                    let mut group = json!({
-                        "value": g.id,
-                        "$ref": format!("{}/Groups/{}", scope.base_url, g.id),
-                        "type": if g.direct { "direct" } else { "indirect" },
-                    });
-                    if let Some(display) = &g.display {
-                        group["display"] = json!(display);
-                    }
-                    group
-                })
-                .collect();
-            body.insert("groups".into(), Value::Array(groups));
+        if let Some(groups) = groups.filter(|g| !g.is_empty()) {
+            derived.push(("groups", groups_value(scope, &groups)));
         }
-        body.insert(
-            "meta".into(),
+        derived.push((
+            "meta",
             json!({
                 "resourceType": kind.name(),
                 "created": created,
@@ -532,10 +514,111 @@ impl Provisioning {
                 "location": location,
                 "version": etag,
             }),
-        );
-        let body = resource::project(self.registry, kind, Value::Object(body), projection);
-        Rendered { body, etag, location }
+        ));
+        let body = match document {
+            Document::Text(text) if self.sends_stored_text(kind, projection) => {
+                stored_text_view(kind, &id, &text, &derived)
+            }
+            document => {
+                let document = document.into_values().map_err(store_error)?;
+                let body = full_view(kind, &id, document, derived);
+                serde_json::to_vec(&resource::project(self.registry, kind, body, projection))
+            }
+        }
+        .map_err(|e| store_error(StoreError::Corrupt(format!("stored document of {id}: {e}"))))?;
+        Ok(Rendered {
+            id,
+            body,
+            etag,
+            location,
+        })
     }
+}
+
+/// Every member of a resource, stored and derived, to project.
+fn full_view(kind: ResourceKind, id: &str, mut document: Map<String, Value>, derived: Vec<(&str, Value)>) -> Value {
+    let mut body = Map::new();
+    body.insert(
+        "schemas".into(),
+        // shift_remove: `remove` would move the last member (an extension) into its place.
+        document
+            .shift_remove("schemas")
+            .unwrap_or_else(|| json!([kind.core_schema()])),
+    );
+    body.insert("id".into(), json!(id));
+    body.extend(document);
+    body.extend(derived.into_iter().map(|(k, v)| (k.to_string(), v)));
+    Value::Object(body)
+}
+
+/// The default view of a stored document, from its text: `schemas`, `id`,
+/// `externalId`, the other stored members as stored, then `derived`
+/// (`members`, `groups`, `meta`), as [`resource::project`] orders them.
+/// Members the server supplies are never stored; any found are skipped
+/// rather than sent twice.
+fn stored_text_view(
+    kind: ResourceKind,
+    id: &str,
+    text: &str,
+    derived: &[(&'static str, Value)],
+) -> Result<Vec<u8>, serde_json::Error> {
+    let members = json_text::object_members(text)?;
+    let stored = |key: &str| members.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
+    let mut out = ObjectWriter::with_capacity(text.len() + 512);
+    match stored("schemas") {
+        Some(schemas) => out.raw("schemas", schemas)?,
+        None => out.value("schemas", &[kind.core_schema()])?,
+    }
+    out.value("id", &id)?;
+    if let Some(external_id) = stored("externalId") {
+        out.raw("externalId", external_id)?;
+    }
+    for (key, value) in &members {
+        if !matches!(
+            key.as_str(),
+            "schemas" | "id" | "externalId" | "members" | "groups" | "meta"
+        ) {
+            out.raw(key, value)?;
+        }
+    }
+    for (key, value) in derived {
+        out.value(key, value)?;
+    }
+    Ok(out.finish())
+}
+
+fn members_value(scope: &Scope<'_>, members: &[StoredMember]) -> Value {
+    // No `display`: it is optional, and clients compare what they sent
+    // (value, $ref, type) with what comes back.
+    let members = members
+        .iter()
+        .map(|m| {
+            json!({
+                "value": m.id,
+                "$ref": format!("{}/{}/{}", scope.base_url, m.kind.endpoint(), m.id),
+                "type": m.kind.name(),
+            })
+        })
+        .collect();
+    Value::Array(members)
+}
+
+fn groups_value(scope: &Scope<'_>, groups: &[StoredGroupRef]) -> Value {
+    let groups = groups
+        .iter()
+        .map(|g| {
+            let mut group = json!({
+                "value": g.id,
+                "$ref": format!("{}/Groups/{}", scope.base_url, g.id),
+                "type": if g.direct { "direct" } else { "indirect" },
+            });
+            if let Some(display) = &g.display {
+                group["display"] = json!(display);
+            }
+            group
+        })
+        .collect();
+    Value::Array(groups)
 }
 
 /// What a list or search asks for, as received (query string or SearchRequest).
@@ -623,15 +706,32 @@ fn invalid_sort(path: &str) -> ScimError {
     ScimError::invalid_value(format!("sortBy \"{path}\" is not a sortable attribute"))
 }
 
-fn list_response(total: u64, start_index: u64, resources: Vec<Value>) -> Value {
-    // Built by hand: `json!` would copy the resources through `to_value`.
-    let mut body = Map::new();
-    body.insert("schemas".into(), json!([LIST_RESPONSE_SCHEMA]));
-    body.insert("totalResults".into(), json!(total));
-    body.insert("startIndex".into(), json!(start_index));
-    body.insert("itemsPerPage".into(), json!(resources.len()));
-    body.insert("Resources".into(), Value::Array(resources));
-    Value::Object(body)
+/// How a list was paged, as its ListResponse says.
+enum Paging {
+    /// RFC 7644 index paging: the page's `startIndex`.
+    Index(u64),
+    /// RFC 9865 cursor paging: the next page's cursor, unless this is the last.
+    Cursor(Option<String>),
+}
+
+/// A ListResponse around resources rendered already (JSON text each).
+fn list_response(total: u64, paging: Paging, resources: &[Vec<u8>]) -> ScimResult<Vec<u8>> {
+    let mut out = ObjectWriter::with_capacity(resources.iter().map(|r| r.len() + 1).sum::<usize>() + 256);
+    let written = (|| {
+        out.value("schemas", &[LIST_RESPONSE_SCHEMA])?;
+        out.value("totalResults", &total)?;
+        if let Paging::Index(start_index) = paging {
+            out.value("startIndex", &start_index)?;
+        }
+        out.value("itemsPerPage", &resources.len())?;
+        out.raw_bytes("Resources", &json_text::raw_array(resources))?;
+        if let Paging::Cursor(Some(next)) = &paging {
+            out.value("nextCursor", next)?;
+        }
+        Ok::<_, serde_json::Error>(())
+    })();
+    written.map_err(|e| store_error(StoreError::Corrupt(format!("list response: {e}"))))?;
+    Ok(out.finish())
 }
 
 fn load_for(kind: ResourceKind, projection: &Projection) -> Load {
@@ -753,6 +853,73 @@ pub fn contention_error() -> ScimError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_text_is_sent_as_the_projected_default_view_byte_for_byte() {
+        let reg = SchemaRegistry::builtin();
+        let user = json!({
+            "schemas": [
+                "urn:ietf:params:scim:schemas:core:2.0:User",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+            ],
+            "userName": "bjensen@example.com",
+            "externalId": "e-1",
+            "password": "t1meMa$heen",
+            "name": {"givenName": "Barbara", "familyName": "Jensen", "formatted": "Ms. Barbara J Jensen"},
+            "emails": [{"value": "bjensen@example.com", "type": "work", "primary": true}, {"value": "b@home.example"}],
+            "phoneNumbers": [{"value": "+1 555 0100", "type": "work"}],
+            "addresses": [{"streetAddress": "100 Universal City Plaza", "locality": "Hollywood", "type": "work"}],
+            "active": "True",
+            "title": "Tour \"Guide\" \u{e9}",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+                "employeeNumber": "701984",
+                "manager": {"value": "26118915-6090-4610-87e4-49d8ca9f808d"}
+            }
+        });
+        let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Tour Guides", "externalId": "g"});
+        for (kind, input) in [(ResourceKind::User, user), (ResourceKind::Group, group)] {
+            assert!(resource::stored_is_default_view(reg, kind));
+            let written = resource::validate_write(reg, kind, &input, None).expect("valid");
+            let text = Value::Object(written.document.clone()).to_string();
+            let derived = vec![
+                (
+                    "groups",
+                    json!([{"value": "g", "type": "direct", "display": "Tour \"Guides\""}]),
+                ),
+                ("meta", json!({"resourceType": kind.name(), "version": "W/\"1\""})),
+            ];
+            let sent = stored_text_view(kind, "id-1", &text, &derived).expect("renders");
+            let projected = resource::project(
+                reg,
+                kind,
+                full_view(kind, "id-1", written.document, derived),
+                &Projection::all(),
+            );
+            let projected = serde_json::to_vec(&projected).expect("serialises");
+            assert_eq!(String::from_utf8(sent), String::from_utf8(projected));
+        }
+    }
+
+    #[test]
+    fn a_list_response_holds_the_rendered_resources_and_pages_as_asked() {
+        let resources = vec![br#"{"id":"a"}"#.to_vec(), br#"{"id":"b"}"#.to_vec()];
+        let by_index: Value =
+            serde_json::from_slice(&list_response(7, Paging::Index(3), &resources).expect("list")).expect("JSON");
+        assert_eq!(
+            by_index,
+            json!({"schemas": [LIST_RESPONSE_SCHEMA], "totalResults": 7, "startIndex": 3, "itemsPerPage": 2,
+                   "Resources": [{"id": "a"}, {"id": "b"}]})
+        );
+        let by_cursor: Value =
+            serde_json::from_slice(&list_response(7, Paging::Cursor(Some("c2".into())), &resources).expect("list"))
+                .expect("JSON");
+        assert_eq!(by_cursor.get("startIndex"), None);
+        assert_eq!(by_cursor["nextCursor"], json!("c2"));
+        let last: Value =
+            serde_json::from_slice(&list_response(2, Paging::Cursor(None), &[]).expect("list")).expect("JSON");
+        assert_eq!(last.get("nextCursor"), None);
+        assert_eq!(last["Resources"], json!([]));
+    }
 
     #[test]
     fn if_match_accepts_weak_strong_and_star() {

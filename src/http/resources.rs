@@ -51,7 +51,7 @@ fn resource_response(mut builder: actix_web::HttpResponseBuilder, rendered: Rend
     builder
         .insert_header((CONTENT_TYPE, SCIM_CONTENT_TYPE))
         .insert_header((ETAG, rendered.etag))
-        .body(rendered.body.to_string())
+        .body(rendered.body)
 }
 
 pub async fn create(
@@ -251,13 +251,14 @@ pub async fn bulk(caller: ScimCaller, state: web::Data<AppState>, body: web::Pay
             .map_err(|e| ScimHttpError::from(e).error)
     };
     let body = bulk::process(&state.provisioning, &caller.scope(), &input, &authorize).await?;
-    Ok(scim_json(body))
+    Ok(scim_json(body.to_string().into_bytes()))
 }
 
-fn scim_json(body: serde_json::Value) -> HttpResponse {
+/// 200 with a SCIM body serialised already.
+fn scim_json(body: Vec<u8>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, SCIM_CONTENT_TYPE))
-        .body(body.to_string())
+        .body(body)
 }
 
 /// A SearchRequest body (RFC 7644 §3.4.3). Member names are matched

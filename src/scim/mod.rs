@@ -5,6 +5,7 @@
 pub mod error;
 pub mod filter;
 pub mod json;
+pub mod json_text;
 pub mod patch;
 pub mod resource;
 pub mod schema;

@@ -629,6 +629,11 @@ impl Projection {
         Self::default()
     }
 
+    /// Neither `attributes` nor `excludedAttributes` was given.
+    pub fn is_default(&self) -> bool {
+        self.include.is_none() && self.exclude.is_empty()
+    }
+
     /// Parses the comma-separated `attributes` and `excludedAttributes`
     /// query values. When both are given, `attributes` selects and
     /// `excludedAttributes` then removes.
@@ -713,6 +718,26 @@ fn selectors(reg: &SchemaRegistry, kind: ResourceKind, list: &str) -> Vec<Select
         }
     }
     out
+}
+
+/// Whether the default view of a stored `kind` document is the document
+/// itself. The write path stores only readWrite and immutable attributes
+/// and drops empty values, so default projection changes nothing unless one
+/// of those is returned only on request or never; none is in the built-in
+/// schemas. When this holds, a read can send the stored text as it is.
+pub fn stored_is_default_view(reg: &SchemaRegistry, kind: ResourceKind) -> bool {
+    fn shown(def: &AttributeDef) -> bool {
+        matches!(def.returned, Returned::Default | Returned::Always) && def.sub_attributes.iter().all(shown)
+    }
+    // Read-only and write-only attributes are never stored.
+    let stored_shown =
+        |def: &&AttributeDef| matches!(def.mutability, Mutability::ReadOnly | Mutability::WriteOnly) || shown(def);
+    let extensions = reg.extensions(kind).iter().filter_map(|ext| reg.schema(ext.schema_urn));
+    reg.common_attributes()
+        .iter()
+        .chain(&reg.core_schema(kind).attributes)
+        .chain(extensions.flat_map(|schema| &schema.attributes))
+        .all(|def| stored_shown(&def))
 }
 
 /// The representation of a stored resource to return, per `projection` and

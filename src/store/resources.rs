@@ -78,11 +78,33 @@ pub struct StoredGroupRef {
     pub direct: bool,
 }
 
+/// A resource's attributes as stored. Reads keep the JSON text as the
+/// database returned it and parse it only where values are needed (a write,
+/// a projection that picks attributes): a plain GET or page sends the text
+/// on without building and serialising a tree of values.
+#[derive(Debug, Clone)]
+pub enum Document {
+    Text(String),
+    Values(Map<String, Value>),
+}
+
+impl Document {
+    pub fn into_values(self) -> StoreResult<Map<String, Value>> {
+        match self {
+            Document::Values(values) => Ok(values),
+            Document::Text(text) => match serde_json::from_str(&text) {
+                Ok(Value::Object(map)) => Ok(map),
+                _ => Err(StoreError::Corrupt("resource document is not a JSON object".into())),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct StoredResource {
     pub id: String,
     pub kind: ResourceKind,
-    pub document: Map<String, Value>,
+    pub document: Document,
     pub version: i64,
     pub created: String,
     pub last_modified: String,
@@ -115,7 +137,7 @@ impl Store {
             None => None,
         };
         let cols = IndexedColumns::of(kind, &write.document);
-        let document = Value::Object(write.document.clone()).to_string();
+        let document = Value::Object(write.document).to_string();
         let insert = Query::insert()
             .into_table("scim_resources")
             .columns([
@@ -142,7 +164,7 @@ impl Store {
                 cols.external_id.into(),
                 cols.display_name.clone().into(),
                 cols.display_name.as_deref().map(str::to_lowercase).into(),
-                document.into(),
+                document.clone().into(),
                 write.password_hash.into(),
                 1i64.into(),
                 at.clone().into(),
@@ -164,7 +186,7 @@ impl Store {
         Ok(StoredResource {
             id,
             kind,
-            document: write.document,
+            document: Document::Text(document),
             version: 1,
             created: at.clone(),
             last_modified: at,
@@ -243,6 +265,8 @@ impl Store {
         let at = scim_timestamp(now());
         let version = current.version + 1;
         let cols = IndexedColumns::of(kind, &write.document);
+        let renamed = renamed(kind, &current.document, &write.document)?;
+        let document = Value::Object(write.document).to_string();
         let mut update = Query::update();
         update
             .table("scim_resources")
@@ -254,7 +278,7 @@ impl Store {
                 "display_name_folded",
                 cols.display_name.as_deref().map(str::to_lowercase),
             )
-            .value("document", Value::Object(write.document.clone()).to_string())
+            .value("document", document.clone())
             .value("version", version)
             .value("last_modified", at.clone())
             .and_where(Expr::col("tenant_id").eq(tenant_id))
@@ -281,7 +305,7 @@ impl Store {
             Some(members) => replace_members(&txn, tenant_id, id, members).await?,
             None => Vec::new(),
         };
-        if renamed(kind, &current.document, &write.document) {
+        if renamed {
             changed.push(id.to_string());
         }
         touch_users_from(&txn, tenant_id, &changed, &at).await?;
@@ -290,7 +314,7 @@ impl Store {
         Ok(StoredResource {
             id: id.to_string(),
             kind,
-            document: write.document,
+            document: Document::Text(document),
             version,
             created: current.created,
             last_modified: at,
@@ -328,8 +352,13 @@ impl Store {
         if let Some(expected) = expected_version {
             update.and_where(Expr::col("version").eq(expected));
         }
+        let renamed = match &write {
+            Some(w) => renamed(kind, &current.document, &w.document)?,
+            None => false,
+        };
         let document = match &write {
             Some(write) => {
+                let text = Value::Object(write.document.clone()).to_string();
                 let cols = IndexedColumns::of(kind, &write.document);
                 update
                     .value("user_name", cols.user_name.clone())
@@ -340,13 +369,13 @@ impl Store {
                         "display_name_folded",
                         cols.display_name.as_deref().map(str::to_lowercase),
                     )
-                    .value("document", Value::Object(write.document.clone()).to_string());
+                    .value("document", text.clone());
                 if let Some(hash) = &write.password_hash {
                     update.value("password_hash", hash.clone());
                 }
-                write.document.clone()
+                Some(text)
             }
-            None => current.document.clone(),
+            None => None,
         };
         let result = txn
             .execute(&update)
@@ -374,10 +403,7 @@ impl Store {
             insert_members(&txn, tenant_id, id, &added).await?;
             touched.extend(added.into_iter().map(|(m, _)| m));
         }
-        if write
-            .as_ref()
-            .is_some_and(|w| renamed(kind, &current.document, &w.document))
-        {
+        if renamed {
             touched.push(id.to_string());
         }
         for chunk in delta.remove.chunks(INSERT_CHUNK) {
@@ -400,7 +426,7 @@ impl Store {
         Ok(StoredResource {
             id: id.to_string(),
             kind,
-            document,
+            document: document.map_or(current.document, Document::Text),
             version,
             created: current.created,
             last_modified: at,
@@ -601,15 +627,10 @@ fn select_row(tenant_id: &str, kind: ResourceKind, id: &str) -> SelectStatement 
 }
 
 pub(super) fn resource_from_row(row: &impl ResultRow, kind: ResourceKind) -> StoreResult<StoredResource> {
-    let raw = row.required_text("document")?;
-    let document = match serde_json::from_str(&raw) {
-        Ok(Value::Object(map)) => map,
-        _ => return Err(StoreError::Corrupt("resource document is not a JSON object".into())),
-    };
     Ok(StoredResource {
         id: row.required_text("id")?,
         kind,
-        document,
+        document: Document::Text(row.required_text("document")?),
         version: row.required_integer("version")?,
         created: row.required_text("created_at")?,
         last_modified: row.required_text("last_modified")?,
@@ -786,8 +807,11 @@ async fn replace_members(
 
 /// Whether a write changes a group's name, which every user below it shows
 /// in its derived `groups`.
-fn renamed(kind: ResourceKind, before: &Map<String, Value>, after: &Map<String, Value>) -> bool {
-    kind == ResourceKind::Group && before.get("displayName") != after.get("displayName")
+fn renamed(kind: ResourceKind, before: &Document, after: &Map<String, Value>) -> StoreResult<bool> {
+    if kind != ResourceKind::Group {
+        return Ok(false);
+    }
+    Ok(before.clone().into_values()?.get("displayName") != after.get("displayName"))
 }
 
 /// Gives a new version to the users whose derived `groups` changed because
