@@ -137,10 +137,12 @@ impl Store {
             Some(sort) => Some((translator.sort_key(&sort.attr).map_err(unsupported)?, sort.descending)),
             None => None,
         };
-        // An unfiltered, unsorted page by cursor or near the list's start is
-        // a bounded read: SQLite runs it on the request's thread ([`direct`]).
+        // An unsorted page by cursor or near the list's start, unfiltered or
+        // found by index lookup (`userName eq "…"`, what IdPs ask before each
+        // create), is a bounded read: SQLite runs it on the request's thread
+        // ([`direct`]).
         let direct = self.direct().filter(|_| {
-            condition.is_none()
+            spec.filter.is_none_or(is_index_lookup)
                 && sort.is_none()
                 && match spec.page {
                     Page::After(_) => true,
@@ -221,6 +223,17 @@ impl Store {
         self.load_derived(db, tenant_id, &mut resources, load).await?;
         Ok(QueryPage { total, resources, next })
     }
+}
+
+/// `userName eq "…"`, `externalId eq "…"`, `id eq "…"`, `displayName eq
+/// "…"`: a search of one of the resource columns' indexes, whose cost does
+/// not grow with the data.
+fn is_index_lookup(filter: &Filter) -> bool {
+    matches!(
+        filter,
+        Filter::Compare(attr, CompareOp::Eq, Operand::Text(_))
+            if matches!(attr.source, AttrSource::Id | AttrSource::ExternalId | AttrSource::UserName | AttrSource::DisplayName)
+    )
 }
 
 /// A row of a page, with its sort value when the page is sorted (for the
