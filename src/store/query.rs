@@ -280,23 +280,29 @@ impl Store {
         self.explain(backend.build(&select)).await
     }
 
-    /// The plan for an unfiltered, unsorted page of `limit` resources after
-    /// `offset` (see [`Store::explain_filter`] for how it is taken).
+    /// The plan for an unfiltered, unsorted page of `limit` resources (see
+    /// [`Store::explain_filter`] for how it is taken).
     pub async fn explain_page(
         &self,
         tenant_id: &str,
         kind: ResourceKind,
-        offset: u64,
+        page: &Page,
         limit: u64,
     ) -> StoreResult<Vec<String>> {
         let backend = self.backend();
-        let mut page = select_resources()
+        let mut select = select_resources()
             .and_where(resource_col("tenant_id").eq(tenant_id))
             .and_where(resource_col("resource_type").eq(kind.code()))
             .to_owned();
-        order_by_creation(&mut page);
-        page.limit(limit).offset(offset);
-        self.explain(backend.build(&page)).await
+        if let Page::After(Some(position)) = page {
+            select.and_where(after(backend, None, position));
+        }
+        order_by_creation(&mut select);
+        match page {
+            Page::Offset(offset) => select.limit(limit).offset(*offset),
+            Page::After(_) => select.limit(limit + 1),
+        };
+        self.explain(backend.build(&select)).await
     }
 
     /// The plan of a statement, one line per step; sequential scans are off
@@ -330,7 +336,10 @@ fn after(backend: DbBackend, sort: Option<&(Expr, bool)>, position: &Position) -
         .gt(position.created.clone())
         .or(created.eq(position.created.clone()).and(id.gt(position.id.clone())));
     let Some((key, descending)) = sort else {
-        return tie_break;
+        // The redundant `created_at >=` gives the index search a start: with
+        // the OR alone, SQLite stepped from the list's start to the position
+        // (2 ms a page 9,000 rows in, against 0.1 ms).
+        return resource_col("created_at").gte(position.created.clone()).and(tie_break);
     };
     match &position.key {
         // Past the last value: only rows without a value remain.

@@ -534,6 +534,7 @@ async fn common_lookups_are_planned_on_indexes() {
     use scimd::scim::ResourceKind::{Group, User};
     use scimd::scim::filter::parse_filter;
     use scimd::scim::schema::SchemaRegistry;
+    use scimd::store::query::{Page, Position};
     let app = spawn_app().await;
     let [bjensen, jsmith, alice] = seed(&app).await;
     for (i, member) in [&bjensen, &jsmith, &alice].iter().enumerate() {
@@ -608,12 +609,33 @@ async fn common_lookups_are_planned_on_indexes() {
     // A page deep into the list: the order is the index's own (no sort in a
     // temporary b-tree), so skipped rows cost an index step each.
     let plan = store
-        .explain_page(&tenant.id, User, 5000, 100)
+        .explain_page(&tenant.id, User, &Page::Offset(5000), 100)
         .await
         .expect("explain")
         .join("\n");
     println!("a page at offset 5000:\n{plan}\n");
     assert!(plan.contains("ix_scim_resources_created_at_id"), "{plan}");
+    assert!(!plan.contains("TEMP B-TREE") && !plan.contains("Sort"), "{plan}");
+
+    // A page by cursor starts its index search at the position, rather
+    // than stepping over every row before it.
+    let position = Position {
+        key: None,
+        created: "2026-11-23T10:00:00.000000Z".into(),
+        id: "2819c223-7f76-453a-919d-413861904646".into(),
+    };
+    let plan = store
+        .explain_page(&tenant.id, User, &Page::After(Some(position)), 100)
+        .await
+        .expect("explain")
+        .join("\n");
+    println!("a page after a cursor position:\n{plan}\n");
+    assert!(plan.contains("ix_scim_resources_created_at_id"), "{plan}");
+    let searched_from_position = plan.contains("created_at>?")
+        || plan
+            .lines()
+            .any(|l| l.contains("Index Cond") && l.contains("created_at >="));
+    assert!(searched_from_position, "{plan}");
     assert!(!plan.contains("TEMP B-TREE") && !plan.contains("Sort"), "{plan}");
 
     // A user's derived `groups`, alone (pages) and with the user's row
