@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags};
-use sea_orm::{DbErr, QueryResult, Statement, Value as DbValue};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement, Value as DbValue};
 
 use super::{StoreError, StoreResult};
 
@@ -96,6 +96,20 @@ impl DirectReads {
         if idle.len() < MAX_IDLE {
             idle.push(conn);
         }
+    }
+}
+
+/// Runs a read statement on the calling thread when `direct` is given (the
+/// caller judged the read bounded), else on `db`, decoding each row alike.
+pub async fn read_rows<T>(
+    db: &impl ConnectionTrait,
+    direct: Option<&DirectReads>,
+    stmt: Statement,
+    decode: impl Fn(&dyn ResultRow) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    match direct {
+        Some(direct) => direct.query(&stmt, |row| decode(row)),
+        None => db.query_all_raw(stmt).await?.iter().map(|row| decode(row)).collect(),
     }
 }
 

@@ -1,10 +1,13 @@
-//! Persistence: the only module that talks to the database (sea-orm).
+//! Persistence: the only module that talks to the database (sea-orm, and
+//! rusqlite for SQLite's bounded reads).
 //!
 //! SQLite and PostgreSQL run the same code. On SQLite, writes go through a
 //! pool of one connection so that write transactions queue in the process
 //! instead of failing with `SQLITE_BUSY`, and single SCIM writes share
 //! commits ([`group_commit`]); reads use a separate pool that WAL lets run
-//! beside the writer. On PostgreSQL both handles share one pool.
+//! beside the writer, and the bounded ones (by id, by index lookup, early
+//! pages) run on the calling thread ([`direct`]). On PostgreSQL both
+//! handles share one pool.
 //!
 //! Every query takes a tenant ID: tenant scoping lives here, not in handlers.
 //! The table design is described in `docs/storage.md`.

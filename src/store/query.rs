@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, QueryStatementBuilder, SelectStatement};
 use sea_orm::{ConnectionTrait, DbBackend};
 
-use super::direct::ResultRow;
+use super::direct::{ResultRow, read_rows};
 use super::resources::{Load, StoredResource, resource_from_row, select_resources, walk_down};
 use super::{Store, StoreError, StoreResult};
 use crate::scim::ResourceKind;
@@ -32,8 +32,8 @@ use crate::scim::schema::AttrType;
 
 const RESOURCES: &str = "scim_resources";
 
-/// Unfiltered pages up to this offset run as direct reads: stepping over
-/// this many index entries takes SQLite about a millisecond.
+/// Pages up to this offset can run as direct reads: stepping over this
+/// many index entries takes SQLite about a millisecond.
 const DIRECT_MAX_OFFSET: u64 = 10_000;
 
 /// What to list: an optional filter and sort, and a page.
@@ -150,15 +150,9 @@ impl Store {
                 }
         });
         let count_all = || async {
-            let n = match direct {
-                Some(direct) => direct
-                    .query(&backend.build(&count), |row| row.required_integer("n"))?
-                    .pop(),
-                None => match db.query_one(&count).await? {
-                    Some(row) => Some(row.try_get::<i64>("", "n")?),
-                    None => None,
-                },
-            };
+            let n = read_rows(db, direct, backend.build(&count), |row| row.required_integer("n"))
+                .await?
+                .pop();
             StoreResult::Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
         };
         if spec.limit == 0 {
@@ -191,15 +185,7 @@ impl Store {
             }
         };
         let sorted = sort.is_some();
-        let mut rows = match direct {
-            Some(direct) => direct.query(&backend.build(&page), |row| page_row(row, kind, sorted))?,
-            None => db
-                .query_all(&page)
-                .await?
-                .iter()
-                .map(|row| page_row(row, kind, sorted))
-                .collect::<StoreResult<Vec<_>>>()?,
-        };
+        let mut rows = read_rows(db, direct, backend.build(&page), |row| page_row(row, kind, sorted)).await?;
         let more = keyset && rows.len() as u64 > spec.limit;
         rows.truncate(spec.limit as usize);
         // A page that holds rows but is not full (or a first page that is
@@ -239,7 +225,7 @@ fn is_index_lookup(filter: &Filter) -> bool {
 /// A row of a page, with its sort value when the page is sorted (for the
 /// next cursor).
 fn page_row(
-    row: &impl ResultRow,
+    row: &(impl ResultRow + ?Sized),
     kind: ResourceKind,
     sorted: bool,
 ) -> StoreResult<(StoredResource, Option<SortValue>)> {

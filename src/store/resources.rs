@@ -15,7 +15,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement, Value as DbValue};
 use serde_json::{Map, Value};
 
 use super::audit::{AuditContext, Event, record};
-use super::direct::{DirectReads, ResultRow};
+use super::direct::{DirectReads, ResultRow, read_rows};
 use super::{Store, StoreError, StoreResult, now, scim_timestamp};
 use crate::scim::ResourceKind;
 
@@ -205,24 +205,13 @@ impl Store {
         let db = self.reader();
         if kind == ResourceKind::User && load.groups {
             let stmt = user_with_groups_statement(self.backend(), tenant_id, id);
-            let rows = match self.direct() {
-                Some(direct) => direct.query(&stmt, |row| user_with_group_row(row))?,
-                None => db
-                    .query_all_raw(stmt)
-                    .await?
-                    .iter()
-                    .map(user_with_group_row)
-                    .collect::<StoreResult<_>>()?,
-            };
+            let rows = read_rows(db, self.direct(), stmt, |row| user_with_group_row(row)).await?;
             return Ok(user_with_groups(rows));
         }
-        let resource = match self.direct() {
-            Some(direct) => {
-                let stmt = self.backend().build(&select_row(tenant_id, kind, id));
-                direct.query(&stmt, |row| resource_from_row(row, kind))?.pop()
-            }
-            None => fetch_row(db, tenant_id, kind, id).await?,
-        };
+        let stmt = self.backend().build(&select_row(tenant_id, kind, id));
+        let resource = read_rows(db, self.direct(), stmt, |row| resource_from_row(row, kind))
+            .await?
+            .pop();
         let Some(mut resource) = resource else {
             return Ok(None);
         };
@@ -626,7 +615,7 @@ fn select_row(tenant_id: &str, kind: ResourceKind, id: &str) -> SelectStatement 
         .to_owned()
 }
 
-pub(super) fn resource_from_row(row: &impl ResultRow, kind: ResourceKind) -> StoreResult<StoredResource> {
+pub(super) fn resource_from_row(row: &(impl ResultRow + ?Sized), kind: ResourceKind) -> StoreResult<StoredResource> {
     Ok(StoredResource {
         id: row.required_text("id")?,
         kind,
@@ -949,15 +938,7 @@ async fn groups_of(
             continue;
         }
         let stmt = groups_of_statement(db.get_database_backend(), tenant_id, chunk);
-        let rows = match direct {
-            Some(direct) => direct.query(&stmt, |row| member_group_row(row))?,
-            None => db
-                .query_all_raw(stmt)
-                .await?
-                .iter()
-                .map(member_group_row)
-                .collect::<StoreResult<_>>()?,
-        };
+        let rows = read_rows(db, direct, stmt, |row| member_group_row(row)).await?;
         for (member, group) in rows {
             if let Some(group) = group {
                 result.entry(member).or_default().push(group);
@@ -967,14 +948,14 @@ async fn groups_of(
     Ok(result)
 }
 
-fn member_group_row(row: &impl ResultRow) -> StoreResult<(String, Option<StoredGroupRef>)> {
+fn member_group_row(row: &(impl ResultRow + ?Sized)) -> StoreResult<(String, Option<StoredGroupRef>)> {
     Ok((row.required_text("member_id")?, group_ref(row)?))
 }
 
 /// One `groups` entry from a row of [`groups_walk`]'s `derived` (columns
 /// `group_id`, `display_name`, `direct`); `None` where the row has no group
 /// (a user in none, left-joined).
-fn group_ref(row: &impl ResultRow) -> StoreResult<Option<StoredGroupRef>> {
+fn group_ref(row: &(impl ResultRow + ?Sized)) -> StoreResult<Option<StoredGroupRef>> {
     let Some(id) = row.text("group_id")? else {
         return Ok(None);
     };
@@ -1033,7 +1014,7 @@ fn groups_of_statement(backend: DbBackend, tenant_id: &str, user_ids: &[&str]) -
 
 /// A row of [`user_with_groups_statement`]: the user, and one of its groups
 /// or none.
-fn user_with_group_row(row: &impl ResultRow) -> StoreResult<(StoredResource, Option<StoredGroupRef>)> {
+fn user_with_group_row(row: &(impl ResultRow + ?Sized)) -> StoreResult<(StoredResource, Option<StoredGroupRef>)> {
     Ok((resource_from_row(row, ResourceKind::User)?, group_ref(row)?))
 }
 
