@@ -822,13 +822,12 @@ impl Job<'_> {
         match (op.method, id) {
             (Method::Post, _) => match provisioning.create(scope, op.kind, &data, projection).await {
                 Ok(created) => {
-                    let id = Some(created.id.clone());
                     let mut outcome = Outcome::succeeded(201, created.location.clone(), Some(created.etag.clone()));
-                    outcome.created_id = id.clone();
+                    outcome.created_id = Some(created.id.clone());
                     if !waiting.is_empty() {
                         outcome.deferred = Some(Pending {
                             index: 0,
-                            id: id.unwrap_or_default(),
+                            id: created.id,
                             location: created.location,
                             version: created.etag,
                             members: waiting,
