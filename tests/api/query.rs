@@ -648,6 +648,10 @@ async fn common_lookups_are_planned_on_indexes() {
             "a user with its groups",
             store.explain_user_with_groups(&tenant.id, user_id).await,
         ),
+        (
+            "a user and whether it is in a group",
+            store.explain_user_in_groups(&tenant.id, user_id).await,
+        ),
     ];
     for (what, plan) in plans {
         let plan = plan.expect("explain").join("\n");
