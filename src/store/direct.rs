@@ -105,7 +105,7 @@ pub async fn read_rows<T>(
     db: &impl ConnectionTrait,
     direct: Option<&DirectReads>,
     stmt: Statement,
-    decode: impl Fn(&dyn ResultRow) -> StoreResult<T>,
+    mut decode: impl FnMut(&dyn ResultRow) -> StoreResult<T>,
 ) -> StoreResult<Vec<T>> {
     match direct {
         Some(direct) => direct.query(&stmt, |row| decode(row)),

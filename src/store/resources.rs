@@ -18,6 +18,7 @@ use super::audit::{AuditContext, Event, record};
 use super::direct::{DirectReads, ResultRow, read_rows};
 use super::{Store, StoreError, StoreResult, now, scim_timestamp};
 use crate::scim::ResourceKind;
+use crate::scim::json_text::object_members;
 
 /// Rows per multi-row INSERT: well under SQLite's bound-parameter limit.
 const INSERT_CHUNK: usize = 500;
@@ -96,6 +97,21 @@ impl Document {
                 Ok(Value::Object(map)) => Ok(map),
                 _ => Err(StoreError::Corrupt("resource document is not a JSON object".into())),
             },
+        }
+    }
+
+    /// One top-level attribute, without building a tree of the others.
+    pub fn attribute(&self, name: &str) -> StoreResult<Option<Value>> {
+        match self {
+            Document::Values(values) => Ok(values.get(name).cloned()),
+            Document::Text(text) => {
+                let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("resource document: {e}"));
+                let members = object_members(text).map_err(corrupt)?;
+                match members.into_iter().find(|(key, _)| key == name) {
+                    Some((_, raw)) => Ok(Some(serde_json::from_str(raw.get()).map_err(corrupt)?)),
+                    None => Ok(None),
+                }
+            }
         }
     }
 }
@@ -208,10 +224,10 @@ impl Store {
             // temporary b-trees) costs ~25 times a lookup by id, and a user
             // in no group needs none: look the user up first, with whether
             // it is in any group, and walk only if it is (one lookup more,
-            // ~8 µs, for a user in groups). The walk
-            // then reads the user again in the same statement as its groups,
-            // so each answer comes from one snapshot. (On PostgreSQL the
-            // second round trip would cost more than the walk.)
+            // ~8 µs, for a user in groups). The walk then reads the user
+            // again in the same statement as its groups, so each answer
+            // comes from one snapshot. (On PostgreSQL the second round trip
+            // would cost more than the walk.)
             if let Some(direct) = self.direct() {
                 let stmt = user_in_groups_statement(self.backend(), tenant_id, id);
                 let found = direct.query(&stmt, |row| Ok((resource_from_row(row, kind)?, row.flag("in_groups")?)))?;
@@ -225,7 +241,17 @@ impl Store {
                 }
             }
             let stmt = user_with_groups_statement(self.backend(), tenant_id, id);
-            let rows = read_rows(db, self.direct(), stmt, |row| user_with_group_row(row)).await?;
+            // Every row repeats the user's columns; only the first is decoded.
+            let mut first = true;
+            let rows = read_rows(db, self.direct(), stmt, |row| {
+                let user = if std::mem::take(&mut first) {
+                    Some(resource_from_row(row, kind)?)
+                } else {
+                    None
+                };
+                Ok((user, group_ref(row)?))
+            })
+            .await?;
             return Ok(user_with_groups(rows));
         }
         let stmt = self.backend().build(&select_row(tenant_id, kind, id));
@@ -367,7 +393,7 @@ impl Store {
         };
         let document = match &write {
             Some(write) => {
-                let text = Value::Object(write.document.clone()).to_string();
+                let text = serde_json::to_string(&write.document).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let cols = IndexedColumns::of(kind, &write.document);
                 update
                     .value("user_name", cols.user_name.clone())
@@ -585,18 +611,26 @@ impl IndexedColumns {
     }
 }
 
+/// The columns a [`StoredResource`] is read from ([`resource_from_row`]).
+const RESOURCE_COLUMNS: [&str; 6] = [
+    "id",
+    "resource_type",
+    "document",
+    "version",
+    "created_at",
+    "last_modified",
+];
+
 pub(super) fn select_resources() -> sea_orm::sea_query::SelectStatement {
     Query::select()
-        .columns([
-            "id",
-            "resource_type",
-            "document",
-            "version",
-            "created_at",
-            "last_modified",
-        ])
+        .columns(RESOURCE_COLUMNS)
         .from("scim_resources")
         .to_owned()
+}
+
+/// [`RESOURCE_COLUMNS`] of the table aliased `alias`, for hand-written SQL.
+fn resource_columns_of(alias: &str) -> String {
+    RESOURCE_COLUMNS.map(|column| format!("{alias}.{column}")).join(", ")
 }
 
 /// The resource a write is about to change: `NotFound` if it does not
@@ -820,7 +854,7 @@ fn renamed(kind: ResourceKind, before: &Document, after: &Map<String, Value>) ->
     if kind != ResourceKind::Group {
         return Ok(false);
     }
-    Ok(before.clone().into_values()?.get("displayName") != after.get("displayName"))
+    Ok(before.attribute("displayName")?.as_ref() != after.get("displayName"))
 }
 
 /// Gives a new version to the users whose derived `groups` changed because
@@ -1032,17 +1066,13 @@ fn groups_of_statement(backend: DbBackend, tenant_id: &str, user_ids: &[&str]) -
     Statement::from_sql_and_values(backend, sql, values)
 }
 
-/// A row of [`user_with_groups_statement`]: the user, and one of its groups
-/// or none.
-fn user_with_group_row(row: &(impl ResultRow + ?Sized)) -> StoreResult<(StoredResource, Option<StoredGroupRef>)> {
-    Ok((resource_from_row(row, ResourceKind::User)?, group_ref(row)?))
-}
-
 /// A user and its derived `groups` from the rows of
-/// [`user_with_groups_statement`] (each repeats the user's columns).
-fn user_with_groups(rows: Vec<(StoredResource, Option<StoredGroupRef>)>) -> Option<StoredResource> {
+/// [`user_with_groups_statement`]: the user decoded from the first row, and
+/// one group or none from each.
+fn user_with_groups(rows: Vec<(Option<StoredResource>, Option<StoredGroupRef>)>) -> Option<StoredResource> {
     let mut rows = rows.into_iter();
-    let (mut user, first_group) = rows.next()?;
+    let (user, first_group) = rows.next()?;
+    let mut user = user?;
     let groups = first_group
         .into_iter()
         .chain(rows.filter_map(|(_, group)| group))
@@ -1060,14 +1090,14 @@ fn user_with_groups_statement(backend: DbBackend, tenant_id: &str, user_id: &str
     let p = |n| placeholder(backend, n);
     let walk = groups_walk(&p(2), &p(1), &p(3));
     let sql = format!(
-        "{walk} SELECT r.id, r.resource_type, r.document, r.version, r.created_at, r.last_modified, \
-                derived.group_id, derived.display_name, derived.direct \
+        "{walk} SELECT {user}, derived.group_id, derived.display_name, derived.direct \
          FROM scim_resources r LEFT JOIN derived ON 1 = 1 \
          WHERE r.tenant_id = {p4} AND r.resource_type = {p5} AND r.id = {p6} \
          ORDER BY derived.group_id",
         p4 = p(4),
         p5 = p(5),
         p6 = p(6),
+        user = resource_columns_of("r"),
     );
     let values: Vec<DbValue> = vec![
         tenant_id.into(),
@@ -1084,8 +1114,7 @@ fn user_with_groups_statement(backend: DbBackend, tenant_id: &str, user_id: &str
 fn user_in_groups_statement(backend: DbBackend, tenant_id: &str, user_id: &str) -> Statement {
     let p = |n| placeholder(backend, n);
     let sql = format!(
-        "SELECT r.id, r.resource_type, r.document, r.version, r.created_at, r.last_modified, \
-                EXISTS (SELECT 1 FROM group_members m WHERE m.tenant_id = {p1} AND m.member_id = {p2}) AS in_groups \
+        "SELECT {user}, EXISTS (SELECT 1 FROM group_members m WHERE m.tenant_id = {p1} AND m.member_id = {p2}) AS in_groups \
          FROM scim_resources r \
          WHERE r.tenant_id = {p3} AND r.resource_type = {p4} AND r.id = {p5}",
         p1 = p(1),
@@ -1093,6 +1122,7 @@ fn user_in_groups_statement(backend: DbBackend, tenant_id: &str, user_id: &str) 
         p3 = p(3),
         p4 = p(4),
         p5 = p(5),
+        user = resource_columns_of("r"),
     );
     let values: Vec<DbValue> = vec![
         tenant_id.into(),
