@@ -3,7 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::ExprTrait;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Set, Statement,
+};
 use serde_json::Value;
 
 use super::entities::audit_event;
@@ -80,6 +83,14 @@ impl<'a> Event<'a> {
 }
 
 pub(crate) async fn record(db: &impl ConnectionTrait, ctx: &AuditContext, event: Event<'_>) -> StoreResult<()> {
+    db.execute_raw(record_statement(db.get_database_backend(), ctx, event))
+        .await?;
+    Ok(())
+}
+
+/// The INSERT that records `event`, for writes that send their statements
+/// together ([`super::Conn::write_unit`]).
+pub(crate) fn record_statement(backend: DbBackend, ctx: &AuditContext, event: Event<'_>) -> Statement {
     let row = audit_event::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         tenant_id: Set(ctx.tenant_id.clone()),
@@ -97,8 +108,7 @@ pub(crate) async fn record(db: &impl ConnectionTrait, ctx: &AuditContext, event:
     };
     // Without RETURNING or a read-back: nothing needs the row again, and
     // every SCIM write records one.
-    audit_event::Entity::insert(row).exec_without_returning(db).await?;
-    Ok(())
+    audit_event::Entity::insert(row).build(backend)
 }
 
 /// Filters of `GET /admin/v1/audit-events`.

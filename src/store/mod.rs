@@ -127,6 +127,58 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Runs write statements as one unit: all of them take effect or none.
+    ///
+    /// In a SQLite batch (a write group or a Bulk) they go to the database
+    /// as one script between a savepoint and its release. sqlx runs each
+    /// call on the connection's own thread and hands the answer back, ~65 µs
+    /// a trip here: five trips were most of a create's cost in a Bulk.
+    /// Elsewhere they run one by one in a transaction of their own (a
+    /// savepoint in a PostgreSQL batch; PostgreSQL takes no parameters in a
+    /// script).
+    ///
+    /// SQLite placeholders must be anonymous (`?`, as sea-query writes
+    /// them): sqlx binds them in order across the script.
+    pub async fn write_unit(&self, statements: Vec<Statement>) -> Result<(), DbErr> {
+        match self {
+            Conn::Batch(txn) if txn.get_database_backend() == DbBackend::Sqlite => {
+                let Err(failed) = txn.execute_raw(sqlite_unit_script(statements)).await else {
+                    return Ok(());
+                };
+                // The script stopped at the failing statement: undo the
+                // ones before it. (Were the undo to fail too, the
+                // connection is broken and so is the batch's commit.)
+                if let Err(e) = txn.execute_unprepared(UNDO_UNIT).await {
+                    tracing::error!(error = %e, "a failed write could not be undone");
+                }
+                Err(failed)
+            }
+            _ => {
+                let txn = self.begin().await?;
+                for statement in statements {
+                    txn.execute_raw(statement).await?;
+                }
+                txn.commit().await
+            }
+        }
+    }
+}
+
+const UNDO_UNIT: &str = "ROLLBACK TO scimd_unit; RELEASE scimd_unit";
+
+fn sqlite_unit_script(statements: Vec<Statement>) -> Statement {
+    let mut sql = String::from("SAVEPOINT scimd_unit; ");
+    let mut values = Vec::new();
+    for statement in statements {
+        sql.push_str(&statement.sql);
+        sql.push_str("; ");
+        values.extend(statement.values.map(|v| v.0).unwrap_or_default());
+    }
+    sql.push_str("RELEASE scimd_unit");
+    Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
+}
+
 #[async_trait::async_trait]
 impl ConnectionTrait for Conn {
     fn get_database_backend(&self) -> DbBackend {
@@ -364,4 +416,61 @@ pub fn scim_timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     use chrono::{SubsecRound, Utc};
     Utc::now().trunc_subsecs(6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn insert(value: &str) -> Statement {
+        Statement::from_sql_and_values(DbBackend::Sqlite, "INSERT INTO t (v) VALUES (?)", [value.into()])
+    }
+
+    async fn values(store: &Store) -> Vec<String> {
+        let rows = store
+            .reader()
+            .query_all_raw(Statement::from_string(DbBackend::Sqlite, "SELECT v FROM t ORDER BY v"))
+            .await
+            .expect("select");
+        rows.iter().map(|r| r.try_get("", "v").expect("v")).collect()
+    }
+
+    /// A unit that fails part-way in a batch leaves nothing behind, and the
+    /// batch's other units still commit: the script's savepoint is undone.
+    #[tokio::test]
+    async fn a_write_unit_in_a_sqlite_batch_takes_effect_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()))
+            .await
+            .expect("connect");
+        store
+            .writer()
+            .execute_unprepared("CREATE TABLE t (v TEXT NOT NULL UNIQUE)")
+            .await
+            .expect("create");
+        let batch = store.batch().await.expect("batch");
+        batch
+            .writer()
+            .write_unit(vec![insert("a"), insert("b")])
+            .await
+            .expect("first unit");
+        // "c" goes in before "a" clashes: it must be undone with the unit.
+        let clash = batch.writer().write_unit(vec![insert("c"), insert("a")]).await;
+        assert!(
+            matches!(
+                clash.map_err(|e| e.sql_err()),
+                Err(Some(SqlErr::UniqueConstraintViolation(_)))
+            ),
+            "the clash is reported as the statement's own error"
+        );
+        batch
+            .writer()
+            .write_unit(vec![insert("d")])
+            .await
+            .expect("a unit after the failed one");
+        assert_eq!(values(&batch).await, ["a", "b", "d"]);
+        batch.commit_batch().await.expect("commit");
+        assert_eq!(values(&store).await, ["a", "b", "d"]);
+        store.close().await;
+    }
 }

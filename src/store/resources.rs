@@ -14,7 +14,7 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query, Selec
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value as DbValue};
 use serde_json::{Map, Value};
 
-use super::audit::{AuditContext, Event, record};
+use super::audit::{AuditContext, Event, record, record_statement};
 use super::direct::{DirectReads, ResultRow, read_rows};
 use super::{Store, StoreError, StoreResult, now, scim_timestamp};
 use crate::scim::ResourceKind;
@@ -145,13 +145,9 @@ impl Store {
         write: ResourceWrite,
     ) -> StoreResult<StoredResource> {
         let tenant_id = audit.tenant_id.as_str();
+        let backend = self.backend();
         let id = uuid::Uuid::new_v4().to_string();
         let at = scim_timestamp(now());
-        let txn = self.writer().begin().await?;
-        let members = match &write.members {
-            Some(refs) => Some(resolve_members(&txn, tenant_id, &id, refs).await?),
-            None => None,
-        };
         let cols = IndexedColumns::of(kind, &write.document);
         let document = Value::Object(write.document).to_string();
         let insert = Query::insert()
@@ -188,17 +184,29 @@ impl Store {
             ])
             .map_err(|e| StoreError::Corrupt(e.to_string()))?
             .to_owned();
-        txn.execute(&insert)
-            .await
-            .map_err(|e| StoreError::from_db(e, "userName is already taken"))?;
-        insert_index(&txn, tenant_id, &id, &write.index).await?;
-        if let Some(members) = &members {
-            insert_members(&txn, tenant_id, &id, members).await?;
-            let joined: Vec<String> = members.iter().map(|(m, _)| m.clone()).collect();
-            touch_users_from(&txn, tenant_id, &joined, &at).await?;
+        // The only statement that can refuse the input (a taken userName)
+        // comes first.
+        let mut statements = vec![backend.build(&insert)];
+        statements.extend(index_statements(backend, tenant_id, &id, &write.index)?);
+        let created = Event::success(action(kind, "created"), kind.code(), &id);
+        statements.push(record_statement(backend, audit, created));
+        let taken = |e| StoreError::from_db(e, "userName is already taken");
+        match &write.members {
+            // A user, or a group without members: nothing to read first,
+            // so the statements go together.
+            None => self.writer().write_unit(statements).await.map_err(taken)?,
+            Some(refs) => {
+                let txn = self.writer().begin().await?;
+                let members = resolve_members(&txn, tenant_id, &id, refs).await?;
+                for statement in statements {
+                    txn.execute_raw(statement).await.map_err(taken)?;
+                }
+                insert_members(&txn, tenant_id, &id, &members).await?;
+                let joined: Vec<String> = members.iter().map(|(m, _)| m.clone()).collect();
+                touch_users_from(&txn, tenant_id, &joined, &at).await?;
+                txn.commit().await?;
+            }
         }
-        record(&txn, audit, Event::success(action(kind, "created"), kind.code(), &id)).await?;
-        txn.commit().await?;
         Ok(StoredResource {
             id,
             kind,
@@ -688,6 +696,20 @@ async fn insert_index(
     resource_id: &str,
     rows: &[IndexRow],
 ) -> StoreResult<()> {
+    for statement in index_statements(db.get_database_backend(), tenant_id, resource_id, rows)? {
+        db.execute_raw(statement).await?;
+    }
+    Ok(())
+}
+
+/// The INSERTs of a resource's filterable values, a chunk of rows each.
+fn index_statements(
+    backend: DbBackend,
+    tenant_id: &str,
+    resource_id: &str,
+    rows: &[IndexRow],
+) -> StoreResult<Vec<Statement>> {
+    let mut statements = Vec::new();
     for chunk in rows.chunks(INSERT_CHUNK) {
         let mut insert = Query::insert();
         insert.into_table("scim_values").columns([
@@ -712,9 +734,9 @@ async fn insert_index(
                 ])
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         }
-        db.execute(&insert).await?;
+        statements.push(backend.build(&insert));
     }
-    Ok(())
+    Ok(statements)
 }
 
 /// Checks that every member exists in the tenant and fills in its type.
