@@ -178,6 +178,70 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// [`Conn::write_unit`] for a change that may find nothing to change:
+    /// `guard` (an UPDATE or DELETE whose condition names the row and its
+    /// version) runs first, and only if it changed a row do `rest` and it
+    /// stay; otherwise nothing does and this answers `false`.
+    ///
+    /// On SQLite in a batch: the unit's script with `SELECT changes()`
+    /// after the guard, then one more call to release the savepoint or
+    /// roll back to it (two hand-offs instead of one per statement). On
+    /// PostgreSQL: the guard, then `rest` as one statement, in a
+    /// transaction (or a batch's savepoint).
+    pub async fn guarded_write_unit(&self, guard: Statement, rest: Vec<Statement>) -> Result<bool, DbErr> {
+        match (self, self.get_database_backend()) {
+            (Conn::Batch(txn), DbBackend::Sqlite) => {
+                let mut script = String::from("SAVEPOINT scimd_unit; ");
+                script.push_str(&guard.sql);
+                script.push_str("; SELECT changes() AS changed; ");
+                let mut values = guard.values.map(|v| v.0).unwrap_or_default();
+                for statement in rest {
+                    script.push_str(&statement.sql);
+                    script.push_str("; ");
+                    values.extend(statement.values.map(|v| v.0).unwrap_or_default());
+                }
+                let ran = txn
+                    .query_all_raw(Statement::from_sql_and_values(DbBackend::Sqlite, script, values))
+                    .await;
+                let changed = match ran.and_then(|rows| match rows.first() {
+                    Some(row) => row.try_get::<i64>("", "changed"),
+                    None => Err(DbErr::Custom("the guard's change count is missing".into())),
+                }) {
+                    Ok(changed) => changed,
+                    Err(failed) => {
+                        if let Err(e) = txn.execute_unprepared(UNDO_UNIT).await {
+                            tracing::error!(error = %e, "a failed write could not be undone");
+                        }
+                        return Err(failed);
+                    }
+                };
+                let end = if changed > 0 { "RELEASE scimd_unit" } else { UNDO_UNIT };
+                txn.execute_unprepared(end).await?;
+                Ok(changed > 0)
+            }
+            (_, backend) => {
+                let txn = self.begin().await?;
+                if txn.execute_raw(guard).await?.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                match backend {
+                    DbBackend::Postgres if !rest.is_empty() => {
+                        txn.execute_raw(postgres_unit_statement(rest)).await?;
+                    }
+                    _ => {
+                        for statement in rest {
+                            txn.execute_raw(statement).await?;
+                        }
+                    }
+                }
+                txn.commit().await?;
+                Ok(true)
+            }
+        }
+    }
+}
+
 const UNDO_UNIT: &str = "ROLLBACK TO scimd_unit; RELEASE scimd_unit";
 
 /// One PostgreSQL statement doing what `statements` do: all but the last
@@ -494,6 +558,49 @@ mod tests {
             .await
             .expect("select");
         rows.iter().map(|r| r.try_get("", "v").expect("v")).collect()
+    }
+
+    /// The rest of a guarded unit stays only if its guard changed a row.
+    #[tokio::test]
+    async fn a_guarded_write_unit_in_a_sqlite_batch_stays_only_if_its_guard_changed_a_row() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()))
+            .await
+            .expect("connect");
+        store
+            .writer()
+            .execute_unprepared("CREATE TABLE t (v TEXT NOT NULL UNIQUE)")
+            .await
+            .expect("create");
+        store.writer().write_unit(vec![insert("a")]).await.expect("seed");
+        let rename = |from: &str, to: &str| {
+            Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "UPDATE t SET v = ? WHERE v = ?",
+                [to.into(), from.into()],
+            )
+        };
+        let batch = store.batch().await.expect("batch");
+        let missed = batch
+            .writer()
+            .guarded_write_unit(rename("zz", "y"), vec![insert("b")])
+            .await;
+        assert!(!missed.expect("runs"), "no row named zz");
+        let hit = batch
+            .writer()
+            .guarded_write_unit(rename("a", "a2"), vec![insert("c")])
+            .await;
+        assert!(hit.expect("runs"));
+        // A failure after the guard undoes the guard's change too.
+        let clash = batch
+            .writer()
+            .guarded_write_unit(rename("a2", "a3"), vec![insert("c")])
+            .await;
+        assert!(clash.is_err(), "c is taken");
+        assert_eq!(values(&batch).await, ["a2", "c"]);
+        batch.commit_batch().await.expect("commit");
+        assert_eq!(values(&store).await, ["a2", "c"]);
+        store.close().await;
     }
 
     #[test]

@@ -10,7 +10,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query, SelectStatement, SimpleExpr};
+use sea_orm::sea_query::{
+    Alias, DeleteStatement, Expr, ExprTrait, OnConflict, Order, Query, SelectStatement, SimpleExpr,
+};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value as DbValue};
 use serde_json::{Map, Value};
 
@@ -299,12 +301,8 @@ impl Store {
         write: ResourceWrite,
     ) -> StoreResult<StoredResource> {
         let tenant_id = audit.tenant_id.as_str();
-        let txn = self.writer().begin().await?;
-        let current = fetch_expected(&txn, tenant_id, kind, id, expected_version).await?;
-        let members = match &write.members {
-            Some(refs) => Some(resolve_members(&txn, tenant_id, id, refs).await?),
-            None => None,
-        };
+        let backend = self.backend();
+        let current = fetch_expected(self.writer(), tenant_id, kind, id, expected_version).await?;
         let at = scim_timestamp(now());
         let version = current.version + 1;
         let cols = IndexedColumns::of(kind, &write.document);
@@ -326,34 +324,50 @@ impl Store {
             .value("last_modified", at.clone())
             .and_where(Expr::col("tenant_id").eq(tenant_id))
             .and_where(Expr::col("id").eq(id))
+            // Unchanged since it was read: a write in between makes this one
+            // a VersionMismatch, which the caller reports or re-applies.
             .and_where(Expr::col("version").eq(current.version));
         if let Some(hash) = write.password_hash {
             update.value("password_hash", hash);
         }
-        let result = txn
-            .execute(&update)
-            .await
-            .map_err(|e| StoreError::from_db(e, "userName is already taken"))?;
-        if result.rows_affected() != 1 {
-            return Err(StoreError::VersionMismatch);
+        let update = backend.build(&update);
+        let mut reindex = vec![backend.build(&delete_index(tenant_id, id))];
+        reindex.extend(index_statements(backend, tenant_id, id, &write.index)?);
+        let replaced = Event::success(audit_action, kind.code(), id);
+        let taken = |e| StoreError::from_db(e, "userName is already taken");
+        match write.members {
+            // Nothing to read or walk: the statements go together.
+            None if !renamed => {
+                let mut rest = reindex;
+                rest.push(record_statement(backend, audit, replaced));
+                if !self.writer().guarded_write_unit(update, rest).await.map_err(taken)? {
+                    return Err(StoreError::VersionMismatch);
+                }
+            }
+            members => {
+                let txn = self.writer().begin().await?;
+                let members = match &members {
+                    Some(refs) => Some(resolve_members(&txn, tenant_id, id, refs).await?),
+                    None => None,
+                };
+                if txn.execute_raw(update).await.map_err(taken)?.rows_affected() != 1 {
+                    return Err(StoreError::VersionMismatch);
+                }
+                for statement in reindex {
+                    txn.execute_raw(statement).await?;
+                }
+                let mut changed = match members {
+                    Some(members) => replace_members(&txn, tenant_id, id, members).await?,
+                    None => Vec::new(),
+                };
+                if renamed {
+                    changed.push(id.to_string());
+                }
+                touch_users_from(&txn, tenant_id, &changed, &at).await?;
+                record(&txn, audit, replaced).await?;
+                txn.commit().await?;
+            }
         }
-        let delete_index = Query::delete()
-            .from_table("scim_values")
-            .and_where(Expr::col("tenant_id").eq(tenant_id))
-            .and_where(Expr::col("resource_id").eq(id))
-            .to_owned();
-        txn.execute(&delete_index).await?;
-        insert_index(&txn, tenant_id, id, &write.index).await?;
-        let mut changed = match members {
-            Some(members) => replace_members(&txn, tenant_id, id, members).await?,
-            None => Vec::new(),
-        };
-        if renamed {
-            changed.push(id.to_string());
-        }
-        touch_users_from(&txn, tenant_id, &changed, &at).await?;
-        record(&txn, audit, Event::success(audit_action, kind.code(), id)).await?;
-        txn.commit().await?;
         Ok(StoredResource {
             id: id.to_string(),
             kind,
@@ -382,8 +396,8 @@ impl Store {
         delta: MemberDelta,
     ) -> StoreResult<StoredResource> {
         let tenant_id = audit.tenant_id.as_str();
-        let txn = self.writer().begin().await?;
-        let current = fetch_expected(&txn, tenant_id, kind, id, expected_version).await?;
+        let backend = self.backend();
+        let current = fetch_expected(self.writer(), tenant_id, kind, id, expected_version).await?;
         let at = scim_timestamp(now());
         let mut update = Query::update();
         update
@@ -420,21 +434,40 @@ impl Store {
             }
             None => None,
         };
-        let result = txn
-            .execute(&update)
-            .await
-            .map_err(|e| StoreError::from_db(e, "userName is already taken"))?;
-        if result.rows_affected() != 1 {
+        let update = backend.build(&update);
+        let mut reindex = Vec::new();
+        if let Some(write) = &write {
+            reindex.push(backend.build(&delete_index(tenant_id, id)));
+            reindex.extend(index_statements(backend, tenant_id, id, &write.index)?);
+        }
+        let patched = Event::success(action(kind, "patched"), kind.code(), id);
+        let taken = |e| StoreError::from_db(e, "userName is already taken");
+        let members_unchanged = delta.replace_all.is_none() && delta.add.is_empty() && delta.remove.is_empty();
+        if let (Some(expected), true, false) = (expected_version, members_unchanged, renamed) {
+            // Attributes only (what IdPs send most): nothing to read or walk,
+            // and the version this write produces is known.
+            let mut rest = reindex;
+            rest.push(record_statement(backend, audit, patched));
+            if !self.writer().guarded_write_unit(update, rest).await.map_err(taken)? {
+                return Err(StoreError::VersionMismatch);
+            }
+            return Ok(StoredResource {
+                id: id.to_string(),
+                kind,
+                document: document.map_or(current.document, Document::Text),
+                version: expected + 1,
+                created: current.created,
+                last_modified: at,
+                members: None,
+                groups: None,
+            });
+        }
+        let txn = self.writer().begin().await?;
+        if txn.execute_raw(update).await.map_err(taken)?.rows_affected() != 1 {
             return Err(StoreError::VersionMismatch);
         }
-        if let Some(write) = &write {
-            let delete_index = Query::delete()
-                .from_table("scim_values")
-                .and_where(Expr::col("tenant_id").eq(tenant_id))
-                .and_where(Expr::col("resource_id").eq(id))
-                .to_owned();
-            txn.execute(&delete_index).await?;
-            insert_index(&txn, tenant_id, id, &write.index).await?;
+        for statement in reindex {
+            txn.execute_raw(statement).await?;
         }
         let mut touched: Vec<String> = Vec::new();
         if let Some(all) = &delta.replace_all {
@@ -460,7 +493,7 @@ impl Store {
             touched.extend(chunk.iter().cloned());
         }
         touch_users_from(&txn, tenant_id, &touched, &at).await?;
-        record(&txn, audit, Event::success(action(kind, "patched"), kind.code(), id)).await?;
+        record(&txn, audit, patched).await?;
         // The version this write produced (concurrent member changes may each have added one).
         let version = fetch_row(&txn, tenant_id, kind, id)
             .await?
@@ -487,19 +520,35 @@ impl Store {
         expected_version: Option<i64>,
     ) -> StoreResult<()> {
         let tenant_id = audit.tenant_id.as_str();
+        let backend = self.backend();
         let mut delete = Query::delete();
         delete
             .from_table("scim_resources")
             .and_where(Expr::col("tenant_id").eq(tenant_id))
             .and_where(Expr::col("resource_type").eq(kind.code()))
             .and_where(Expr::col("id").eq(id));
+        if let Some(expected) = expected_version {
+            delete.and_where(Expr::col("version").eq(expected));
+        }
+        let deleted = Event::success(action(kind, "deleted"), kind.code(), id);
+        let at = scim_timestamp(now());
+        let holders = groups_holding(self.writer(), tenant_id, id).await?;
+        if kind == ResourceKind::User && holders.is_empty() {
+            // A user in no group (what a clean-up job deletes most): no
+            // other resource changes, so the statements go together.
+            let rest = vec![record_statement(backend, audit, deleted)];
+            if self.writer().guarded_write_unit(backend.build(&delete), rest).await? {
+                return Ok(());
+            }
+            return Err(match fetch_row(self.writer(), tenant_id, kind, id).await? {
+                Some(_) if expected_version.is_some() => StoreError::VersionMismatch,
+                _ => StoreError::NotFound,
+            });
+        }
         let txn = self.writer().begin().await?;
         if let Some(expected) = expected_version {
             fetch_expected(&txn, tenant_id, kind, id, Some(expected)).await?;
-            delete.and_where(Expr::col("version").eq(expected));
         }
-        let at = scim_timestamp(now());
-        let holders = groups_holding(&txn, tenant_id, id).await?;
         if kind == ResourceKind::Group {
             // Before the memberships go: the walk down needs them.
             touch_users_from(&txn, tenant_id, &[id.to_string()], &at).await?;
@@ -509,7 +558,7 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         touch_resources(&txn, tenant_id, &holders, &at).await?;
-        record(&txn, audit, Event::success(action(kind, "deleted"), kind.code(), id)).await?;
+        record(&txn, audit, deleted).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -690,16 +739,13 @@ pub(super) fn resource_from_row(row: &(impl ResultRow + ?Sized), kind: ResourceK
     })
 }
 
-async fn insert_index(
-    db: &impl ConnectionTrait,
-    tenant_id: &str,
-    resource_id: &str,
-    rows: &[IndexRow],
-) -> StoreResult<()> {
-    for statement in index_statements(db.get_database_backend(), tenant_id, resource_id, rows)? {
-        db.execute_raw(statement).await?;
-    }
-    Ok(())
+/// Removes a resource's filterable values (before writing its new ones).
+fn delete_index(tenant_id: &str, resource_id: &str) -> DeleteStatement {
+    Query::delete()
+        .from_table("scim_values")
+        .and_where(Expr::col("tenant_id").eq(tenant_id))
+        .and_where(Expr::col("resource_id").eq(resource_id))
+        .to_owned()
 }
 
 /// The INSERTs of a resource's filterable values, a chunk of rows each.
