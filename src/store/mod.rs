@@ -551,6 +551,19 @@ mod tests {
         Statement::from_sql_and_values(DbBackend::Sqlite, "INSERT INTO t (v) VALUES (?)", [value.into()])
     }
 
+    /// A SQLite store in `dir` with a table `t` of unique texts `v`.
+    async fn sqlite_store_with_table(dir: &tempfile::TempDir) -> Store {
+        let store = Store::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()))
+            .await
+            .expect("connect");
+        store
+            .writer()
+            .execute_unprepared("CREATE TABLE t (v TEXT NOT NULL UNIQUE)")
+            .await
+            .expect("create");
+        store
+    }
+
     async fn values(store: &Store) -> Vec<String> {
         let rows = store
             .reader()
@@ -564,14 +577,7 @@ mod tests {
     #[tokio::test]
     async fn a_guarded_write_unit_in_a_sqlite_batch_stays_only_if_its_guard_changed_a_row() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()))
-            .await
-            .expect("connect");
-        store
-            .writer()
-            .execute_unprepared("CREATE TABLE t (v TEXT NOT NULL UNIQUE)")
-            .await
-            .expect("create");
+        let store = sqlite_store_with_table(&dir).await;
         store.writer().write_unit(vec![insert("a")]).await.expect("seed");
         let rename = |from: &str, to: &str| {
             Statement::from_sql_and_values(
@@ -635,14 +641,7 @@ mod tests {
     #[tokio::test]
     async fn a_write_unit_in_a_sqlite_batch_takes_effect_whole_or_not_at_all() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()))
-            .await
-            .expect("connect");
-        store
-            .writer()
-            .execute_unprepared("CREATE TABLE t (v TEXT NOT NULL UNIQUE)")
-            .await
-            .expect("create");
+        let store = sqlite_store_with_table(&dir).await;
         let batch = store.batch().await.expect("batch");
         batch
             .writer()
