@@ -125,9 +125,7 @@ impl Conn {
             Conn::Batch(txn) => txn.begin().await,
         }
     }
-}
 
-impl Conn {
     /// Runs write statements as one unit: all of them take effect or none,
     /// in as few calls to the database as the backend allows.
     ///
@@ -176,9 +174,7 @@ impl Conn {
             }
         }
     }
-}
 
-impl Conn {
     /// [`Conn::write_unit`] for a change that may find nothing to change:
     /// `guard` (an UPDATE or DELETE whose condition names the row and its
     /// version) runs first, and only if it changed a row do `rest` and it
