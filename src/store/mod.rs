@@ -145,15 +145,12 @@ impl Conn {
     pub async fn write_unit(&self, statements: Vec<Statement>) -> Result<(), DbErr> {
         match (self, self.get_database_backend()) {
             (Conn::Batch(txn), DbBackend::Sqlite) => {
+                let mut statements = statements;
+                statements.push(Statement::from_string(DbBackend::Sqlite, "RELEASE scimd_unit"));
                 let Err(failed) = txn.execute_raw(sqlite_unit_script(statements)).await else {
                     return Ok(());
                 };
-                // The script stopped at the failing statement: undo the
-                // ones before it. (Were the undo to fail too, the
-                // connection is broken and so is the batch's commit.)
-                if let Err(e) = txn.execute_unprepared(UNDO_UNIT).await {
-                    tracing::error!(error = %e, "a failed write could not be undone");
-                }
+                undo_unit(txn).await;
                 Err(failed)
             }
             (Conn::Pool(pool), DbBackend::Postgres) => {
@@ -188,27 +185,19 @@ impl Conn {
     pub async fn guarded_write_unit(&self, guard: Statement, rest: Vec<Statement>) -> Result<bool, DbErr> {
         match (self, self.get_database_backend()) {
             (Conn::Batch(txn), DbBackend::Sqlite) => {
-                let mut script = String::from("SAVEPOINT scimd_unit; ");
-                script.push_str(&guard.sql);
-                script.push_str("; SELECT changes() AS changed; ");
-                let mut values = guard.values.map(|v| v.0).unwrap_or_default();
-                for statement in rest {
-                    script.push_str(&statement.sql);
-                    script.push_str("; ");
-                    values.extend(statement.values.map(|v| v.0).unwrap_or_default());
-                }
-                let ran = txn
-                    .query_all_raw(Statement::from_sql_and_values(DbBackend::Sqlite, script, values))
-                    .await;
+                let mut statements = vec![
+                    guard,
+                    Statement::from_string(DbBackend::Sqlite, "SELECT changes() AS changed"),
+                ];
+                statements.extend(rest);
+                let ran = txn.query_all_raw(sqlite_unit_script(statements)).await;
                 let changed = match ran.and_then(|rows| match rows.first() {
                     Some(row) => row.try_get::<i64>("", "changed"),
                     None => Err(DbErr::Custom("the guard's change count is missing".into())),
                 }) {
                     Ok(changed) => changed,
                     Err(failed) => {
-                        if let Err(e) = txn.execute_unprepared(UNDO_UNIT).await {
-                            tracing::error!(error = %e, "a failed write could not be undone");
-                        }
+                        undo_unit(txn).await;
                         return Err(failed);
                     }
                 };
@@ -240,30 +229,49 @@ impl Conn {
 
 const UNDO_UNIT: &str = "ROLLBACK TO scimd_unit; RELEASE scimd_unit";
 
+/// After a unit's script stopped at a failing statement: undoes the ones
+/// before it. (Were the undo to fail too, the connection is broken and so
+/// is the batch's commit.)
+async fn undo_unit(txn: &DatabaseTransaction) {
+    if let Err(e) = txn.execute_unprepared(UNDO_UNIT).await {
+        tracing::error!(error = %e, "a failed write could not be undone");
+    }
+}
+
+/// A SQLite unit's script: its savepoint, then `statements` in order.
+fn sqlite_unit_script(statements: Vec<Statement>) -> Statement {
+    let mut sql = String::from("SAVEPOINT scimd_unit");
+    let mut values = Vec::new();
+    for statement in statements {
+        sql.push_str("; ");
+        sql.push_str(&statement.sql);
+        values.extend(statement.values.map(|v| v.0).unwrap_or_default());
+    }
+    Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
+}
+
 /// One PostgreSQL statement doing what `statements` do: all but the last
 /// as data-modifying CTEs, each statement's placeholders renumbered after
 /// the ones before it. One statement is atomic on its own.
 fn postgres_unit_statement(statements: Vec<Statement>) -> Statement {
-    let count = statements.len();
-    let mut sql = String::new();
+    let mut parts: Vec<String> = Vec::new();
     let mut values: Vec<sea_orm::Value> = Vec::new();
-    for (i, statement) in statements.into_iter().enumerate() {
-        let last = i + 1 == count;
-        sql.push_str(match (i, last) {
-            (0, true) => "",
-            (0, false) => "WITH unit_0 AS (",
-            (_, true) => " ",
-            (_, false) => ", ",
-        });
-        if i > 0 && !last {
-            sql.push_str(&format!("unit_{i} AS ("));
-        }
-        sql.push_str(&shift_placeholders(&statement.sql, values.len()));
-        if !last {
-            sql.push(')');
-        }
+    for statement in statements {
+        parts.push(shift_placeholders(&statement.sql, values.len()));
         values.extend(statement.values.map(|v| v.0).unwrap_or_default());
     }
+    let last = parts.pop().unwrap_or_default();
+    let sql = match parts.is_empty() {
+        true => last,
+        false => {
+            let ctes: Vec<String> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, sql)| format!("unit_{i} AS ({sql})"))
+                .collect();
+            format!("WITH {} {last}", ctes.join(", "))
+        }
+    };
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
@@ -286,18 +294,6 @@ fn shift_placeholders(sql: &str, by: usize) -> String {
         }
     }
     out
-}
-
-fn sqlite_unit_script(statements: Vec<Statement>) -> Statement {
-    let mut sql = String::from("SAVEPOINT scimd_unit; ");
-    let mut values = Vec::new();
-    for statement in statements {
-        sql.push_str(&statement.sql);
-        sql.push_str("; ");
-        values.extend(statement.values.map(|v| v.0).unwrap_or_default());
-    }
-    sql.push_str("RELEASE scimd_unit");
-    Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
 }
 
 #[async_trait::async_trait]

@@ -192,7 +192,6 @@ impl Store {
         statements.extend(index_statements(backend, tenant_id, &id, &write.index)?);
         let created = Event::success(action(kind, "created"), kind.code(), &id);
         statements.push(record_statement(backend, audit, created));
-        let taken = |e| StoreError::from_db(e, "userName is already taken");
         match &write.members {
             // A user, or a group without members: nothing to read first,
             // so the statements go together.
@@ -334,7 +333,6 @@ impl Store {
         let mut reindex = vec![backend.build(&delete_index(tenant_id, id))];
         reindex.extend(index_statements(backend, tenant_id, id, &write.index)?);
         let replaced = Event::success(audit_action, kind.code(), id);
-        let taken = |e| StoreError::from_db(e, "userName is already taken");
         match write.members {
             // Nothing to read or walk: the statements go together.
             None if !renamed => {
@@ -441,64 +439,59 @@ impl Store {
             reindex.extend(index_statements(backend, tenant_id, id, &write.index)?);
         }
         let patched = Event::success(action(kind, "patched"), kind.code(), id);
-        let taken = |e| StoreError::from_db(e, "userName is already taken");
         let members_unchanged = delta.replace_all.is_none() && delta.add.is_empty() && delta.remove.is_empty();
-        if let (Some(expected), true, false) = (expected_version, members_unchanged, renamed) {
+        let version = match (expected_version, members_unchanged, renamed) {
             // Attributes only (what IdPs send most): nothing to read or walk,
             // and the version this write produces is known.
-            let mut rest = reindex;
-            rest.push(record_statement(backend, audit, patched));
-            if !self.writer().guarded_write_unit(update, rest).await.map_err(taken)? {
-                return Err(StoreError::VersionMismatch);
+            (Some(expected), true, false) => {
+                let mut rest = reindex;
+                rest.push(record_statement(backend, audit, patched));
+                if !self.writer().guarded_write_unit(update, rest).await.map_err(taken)? {
+                    return Err(StoreError::VersionMismatch);
+                }
+                expected + 1
             }
-            return Ok(StoredResource {
-                id: id.to_string(),
-                kind,
-                document: document.map_or(current.document, Document::Text),
-                version: expected + 1,
-                created: current.created,
-                last_modified: at,
-                members: None,
-                groups: None,
-            });
-        }
-        let txn = self.writer().begin().await?;
-        if txn.execute_raw(update).await.map_err(taken)?.rows_affected() != 1 {
-            return Err(StoreError::VersionMismatch);
-        }
-        for statement in reindex {
-            txn.execute_raw(statement).await?;
-        }
-        let mut touched: Vec<String> = Vec::new();
-        if let Some(all) = &delta.replace_all {
-            let members = resolve_members(&txn, tenant_id, id, all).await?;
-            touched.extend(replace_members(&txn, tenant_id, id, members).await?);
-        }
-        if !delta.add.is_empty() {
-            let added = resolve_members(&txn, tenant_id, id, &delta.add).await?;
-            insert_members(&txn, tenant_id, id, &added).await?;
-            touched.extend(added.into_iter().map(|(m, _)| m));
-        }
-        if renamed {
-            touched.push(id.to_string());
-        }
-        for chunk in delta.remove.chunks(INSERT_CHUNK) {
-            let delete = Query::delete()
-                .from_table("group_members")
-                .and_where(Expr::col("tenant_id").eq(tenant_id))
-                .and_where(Expr::col("group_id").eq(id))
-                .and_where(Expr::col("member_id").is_in(chunk.iter().cloned()))
-                .to_owned();
-            txn.execute(&delete).await?;
-            touched.extend(chunk.iter().cloned());
-        }
-        touch_users_from(&txn, tenant_id, &touched, &at).await?;
-        record(&txn, audit, patched).await?;
-        // The version this write produced (concurrent member changes may each have added one).
-        let version = fetch_row(&txn, tenant_id, kind, id)
-            .await?
-            .map_or(current.version + 1, |r| r.version);
-        txn.commit().await?;
+            _ => {
+                let txn = self.writer().begin().await?;
+                if txn.execute_raw(update).await.map_err(taken)?.rows_affected() != 1 {
+                    return Err(StoreError::VersionMismatch);
+                }
+                for statement in reindex {
+                    txn.execute_raw(statement).await?;
+                }
+                let mut touched: Vec<String> = Vec::new();
+                if let Some(all) = &delta.replace_all {
+                    let members = resolve_members(&txn, tenant_id, id, all).await?;
+                    touched.extend(replace_members(&txn, tenant_id, id, members).await?);
+                }
+                if !delta.add.is_empty() {
+                    let added = resolve_members(&txn, tenant_id, id, &delta.add).await?;
+                    insert_members(&txn, tenant_id, id, &added).await?;
+                    touched.extend(added.into_iter().map(|(m, _)| m));
+                }
+                if renamed {
+                    touched.push(id.to_string());
+                }
+                for chunk in delta.remove.chunks(INSERT_CHUNK) {
+                    let delete = Query::delete()
+                        .from_table("group_members")
+                        .and_where(Expr::col("tenant_id").eq(tenant_id))
+                        .and_where(Expr::col("group_id").eq(id))
+                        .and_where(Expr::col("member_id").is_in(chunk.iter().cloned()))
+                        .to_owned();
+                    txn.execute(&delete).await?;
+                    touched.extend(chunk.iter().cloned());
+                }
+                touch_users_from(&txn, tenant_id, &touched, &at).await?;
+                record(&txn, audit, patched).await?;
+                // The version this write produced (concurrent member changes may each have added one).
+                let version = fetch_row(&txn, tenant_id, kind, id)
+                    .await?
+                    .map_or(current.version + 1, |r| r.version);
+                txn.commit().await?;
+                version
+            }
+        };
         Ok(StoredResource {
             id: id.to_string(),
             kind,
@@ -737,6 +730,11 @@ pub(super) fn resource_from_row(row: &(impl ResultRow + ?Sized), kind: ResourceK
         members: None,
         groups: None,
     })
+}
+
+/// A write's error, with the unique index on userName refusing it as a conflict.
+fn taken(e: sea_orm::DbErr) -> StoreError {
+    StoreError::from_db(e, "userName is already taken")
 }
 
 /// Removes a resource's filterable values (before writing its new ones).
