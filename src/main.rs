@@ -3,13 +3,11 @@ use scimd::cli::{Cli, Command};
 use scimd::config::Settings;
 use scimd::startup::{Application, open_store};
 
-// Every request builds and drops many small JSON values across threads,
-// where glibc's malloc spent a fifth of the CPU of a page of 100 users.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod allocator;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    allocator::tune();
     let cli = Cli::parse();
     let settings = Settings::resolve(&cli.settings)?;
     scimd::telemetry::init(settings.log_format);
