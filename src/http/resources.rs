@@ -250,7 +250,7 @@ pub async fn bulk(caller: ScimCaller, state: web::Data<AppState>, body: web::Pay
             .require(required_scope(kind, action))
             .map_err(|e| ScimHttpError::from(e).error)
     };
-    let body = bulk::process(&state.provisioning, &caller.scope(), &input, &authorize).await?;
+    let body = bulk::process(&state.provisioning, &caller.scope(), input, &authorize).await?;
     Ok(scim_json(body.to_string().into_bytes()))
 }
 
