@@ -56,19 +56,21 @@ impl DirectReads {
         stmt: &Statement,
         mut decode: impl FnMut(&DirectRow<'_, '_>) -> StoreResult<T>,
     ) -> StoreResult<Vec<T>> {
-        let params = match &stmt.values {
-            Some(values) => values.0.iter().map(bind).collect::<StoreResult<Vec<_>>>()?,
-            None => Vec::new(),
-        };
         let conn = self.connection()?;
+        let result = run_query(&conn, stmt, &mut decode);
+        self.give_back(conn);
+        result
+    }
+
+    /// Runs `reads` on one connection in one read transaction, so that all
+    /// its statements see the database as of one moment.
+    pub fn snapshot<T>(&self, reads: impl FnOnce(&Snapshot<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.connection()?;
         let result = (|| {
-            let mut prepared = conn.prepare_cached(&stmt.sql).map_err(read_error)?;
-            let mut rows = prepared.query(rusqlite::params_from_iter(params)).map_err(read_error)?;
-            let mut decoded = Vec::new();
-            while let Some(row) = rows.next().map_err(read_error)? {
-                decoded.push(decode(&DirectRow(row))?);
-            }
-            Ok(decoded)
+            let txn = conn.transaction().map_err(read_error)?;
+            let outcome = reads(&Snapshot(&txn))?;
+            txn.commit().map_err(read_error)?;
+            Ok(outcome)
         })();
         self.give_back(conn);
         result
@@ -97,6 +99,38 @@ impl DirectReads {
             idle.push(conn);
         }
     }
+}
+
+/// A read transaction of [`DirectReads::snapshot`].
+pub struct Snapshot<'c>(&'c Connection);
+
+impl Snapshot<'_> {
+    /// Runs `stmt` (built for SQLite) and decodes each row with `decode`.
+    pub fn query<T>(
+        &self,
+        stmt: &Statement,
+        mut decode: impl FnMut(&DirectRow<'_, '_>) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        run_query(self.0, stmt, &mut decode)
+    }
+}
+
+fn run_query<T>(
+    conn: &Connection,
+    stmt: &Statement,
+    decode: &mut impl FnMut(&DirectRow<'_, '_>) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let params = match &stmt.values {
+        Some(values) => values.0.iter().map(bind).collect::<StoreResult<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+    let mut prepared = conn.prepare_cached(&stmt.sql).map_err(read_error)?;
+    let mut rows = prepared.query(rusqlite::params_from_iter(params)).map_err(read_error)?;
+    let mut decoded = Vec::new();
+    while let Some(row) = rows.next().map_err(read_error)? {
+        decoded.push(decode(&DirectRow(row))?);
+    }
+    Ok(decoded)
 }
 
 /// Runs a read statement on the calling thread when `direct` is given (the

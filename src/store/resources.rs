@@ -8,7 +8,8 @@
 //! adding or removing a member touches one row, never the member list, and a
 //! User's `groups` is derived from it. See `docs/storage.md`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sea_orm::sea_query::{
     Alias, DeleteStatement, Expr, ExprTrait, OnConflict, Order, Query, SelectStatement, SimpleExpr,
@@ -17,7 +18,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement, Value as DbValue};
 use serde_json::{Map, Value};
 
 use super::audit::{AuditContext, Event, record, record_statement};
-use super::direct::{DirectReads, ResultRow, read_rows};
+use super::direct::{DirectReads, DirectRow, ResultRow, Snapshot, read_rows};
 use super::{Store, StoreError, StoreResult, now, scim_timestamp};
 use crate::scim::ResourceKind;
 use crate::scim::json_text::object_members;
@@ -229,18 +230,20 @@ impl Store {
     ) -> StoreResult<Option<StoredResource>> {
         let db = self.reader();
         if kind == ResourceKind::User && load.groups {
-            // On SQLite the walk for `groups` (two materialised CTEs and two
-            // temporary b-trees) costs ~25 times a lookup by id, and a user
-            // in no group needs none: look the user up first, with whether
-            // it is in any group, and walk only if it is (one lookup more,
-            // ~8 µs, for a user in groups). The walk then reads the user
-            // again in the same statement as its groups, so each answer
-            // comes from one snapshot. (On PostgreSQL the second round trip
-            // would cost more than the walk.)
+            // On SQLite's direct path the walk for `groups` as one statement
+            // (two materialised CTEs, two temporary b-trees) cost ~25 times
+            // a lookup by id. There the user is looked up first with whether
+            // it is in any group; if it is, it is read again and its groups
+            // walked up by lookups ([`walk_up_groups`]) in one read
+            // transaction, so that both come from one snapshot. Elsewhere
+            // (PostgreSQL, where each lookup would be a round trip) one
+            // statement reads the user and its groups together.
             if let Some(direct) = self.direct() {
                 let stmt = user_in_groups_statement(self.backend(), tenant_id, id);
-                let found = direct.query(&stmt, |row| Ok((resource_from_row(row, kind)?, row.flag("in_groups")?)))?;
-                match found.into_iter().next() {
+                let decode = |row: &DirectRow<'_, '_>| -> StoreResult<_> {
+                    Ok((resource_from_row(row, kind)?, row.flag("in_groups")?))
+                };
+                match direct.query(&stmt, decode)?.pop() {
                     None => return Ok(None),
                     Some((mut user, false)) => {
                         user.groups = Some(Vec::new());
@@ -248,6 +251,13 @@ impl Store {
                     }
                     Some((_, true)) => {}
                 }
+                return direct.snapshot(|reads| {
+                    let Some((mut user, _)) = reads.query(&stmt, decode)?.pop() else {
+                        return Ok(None);
+                    };
+                    user.groups = Some(walk_up_groups(reads, tenant_id, id)?);
+                    Ok(Some(user))
+                });
             }
             let stmt = user_with_groups_statement(self.backend(), tenant_id, id);
             // Every row repeats the user's columns; only the first is decoded.
@@ -1174,6 +1184,44 @@ fn user_with_groups_statement(backend: DbBackend, tenant_id: &str, user_id: &str
         user_id.into(),
     ];
     Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// The derived `groups` of `member_id`, as [`groups_walk`] derives them,
+/// found level by level with one indexed lookup per group reached: the
+/// groups it is in (direct), the groups those are in, and so on. Each group
+/// is walked once, which ends the walk on membership cycles; one reached
+/// both directly and through another group is direct.
+fn walk_up_groups(reads: &Snapshot<'_>, tenant_id: &str, member_id: &str) -> StoreResult<Vec<StoredGroupRef>> {
+    let mut found: BTreeMap<String, StoredGroupRef> = BTreeMap::new();
+    let mut level = vec![member_id.to_string()];
+    let mut direct = true;
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        for member in &level {
+            let stmt = Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "SELECT gm.group_id, g.display_name FROM group_members gm \
+                 JOIN scim_resources g ON g.id = gm.group_id \
+                 WHERE gm.tenant_id = ? AND gm.member_id = ?",
+                [tenant_id.into(), member.as_str().into()],
+            );
+            for (id, display) in reads.query(&stmt, |row| {
+                Ok((row.required_text("group_id")?, row.text("display_name")?))
+            })? {
+                if let Entry::Vacant(slot) = found.entry(id.clone()) {
+                    slot.insert(StoredGroupRef {
+                        id: id.clone(),
+                        display,
+                        direct,
+                    });
+                    next.push(id);
+                }
+            }
+        }
+        level = next;
+        direct = false;
+    }
+    Ok(found.into_values().collect())
 }
 
 /// A user's row, and whether it is a direct member of any group (`in_groups`).

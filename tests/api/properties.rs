@@ -24,7 +24,7 @@ use scimd::scim::filter::{matches, parse_filter};
 use scimd::scim::schema::SchemaRegistry;
 use serde_json::{Map, Value, json};
 
-use crate::helpers::{ENTERPRISE, TestApp, USER_SCHEMA, spawn_app};
+use crate::helpers::{ENTERPRISE, GROUP_SCHEMA, TestApp, USER_SCHEMA, spawn_app};
 
 const FILTER_CASES: u32 = 64;
 const FILTERS_PER_CASE: usize = 40;
@@ -935,6 +935,171 @@ fn random_sorts_order_users_by_the_documented_rule() {
             let population = populate(&app, &bodies).await?;
             for sort in &sorts {
                 check_sort(&app, &population, sort).await?;
+            }
+            Ok(())
+        })
+    });
+    report(result);
+}
+
+// ---------------------------------------------------------------------------
+// Derived groups
+
+const GROUP_CASES: u32 = 24;
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// A case's memberships: `users` users, and for each group the users and
+/// the other groups (by index) it holds. Groups may hold each other in
+/// cycles.
+#[derive(Debug, Clone)]
+struct Memberships {
+    users: usize,
+    groups: Vec<(Vec<usize>, Vec<usize>)>,
+}
+
+fn memberships() -> impl Strategy<Value = Memberships> {
+    (1usize..=3, 1usize..=5).prop_flat_map(|(users, groups)| {
+        let holds = (
+            prop::collection::vec(prop::bool::weighted(0.4), users),
+            prop::collection::vec(prop::bool::weighted(0.3), groups),
+        );
+        prop::collection::vec(holds, groups).prop_map(move |rows| {
+            let chosen = |flags: &[bool], except: Option<usize>| -> Vec<usize> {
+                (0..flags.len()).filter(|&i| flags[i] && Some(i) != except).collect()
+            };
+            Memberships {
+                users,
+                groups: rows
+                    .iter()
+                    .enumerate()
+                    .map(|(g, (user_flags, group_flags))| (chosen(user_flags, None), chosen(group_flags, Some(g))))
+                    .collect(),
+            }
+        })
+    })
+}
+
+/// User `user`'s groups as RFC 7643 §4.1.2 derives them, by group index:
+/// "direct" where the group holds the user, else "indirect" where it holds
+/// (through any chain) a group that does.
+fn expected_groups(m: &Memberships, user: usize) -> BTreeMap<usize, &'static str> {
+    let mut found = BTreeMap::new();
+    let mut walk: Vec<usize> = (0..m.groups.len()).filter(|&g| m.groups[g].0.contains(&user)).collect();
+    for &g in &walk {
+        found.insert(g, "direct");
+    }
+    while let Some(g) = walk.pop() {
+        for (holder, (_, subgroups)) in m.groups.iter().enumerate() {
+            if subgroups.contains(&g) && !found.contains_key(&holder) {
+                found.insert(holder, "indirect");
+                walk.push(holder);
+            }
+        }
+    }
+    found
+}
+
+/// A user's `groups` as (value, type), in order of value.
+fn shown_groups(user: &Value) -> BTreeMap<String, String> {
+    user["groups"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|g| {
+            (
+                g["value"].as_str().unwrap_or_default().to_string(),
+                g["type"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn expect_status(response: reqwest::Response, status: u16, what: &str) -> Result<Value, TestCaseError> {
+    let got = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if got != status {
+        return Err(fail(format!("{what} answered {got}: {body}")));
+    }
+    Ok(body)
+}
+
+/// Deletes every group, creates the case's users and groups, and adds the
+/// memberships; returns the groups' ids by index.
+async fn build_memberships(app: &TestApp, m: &Memberships) -> Result<(Population, Vec<String>), TestCaseError> {
+    let existing = expect_status(
+        app.get("/scim/v2/Groups?attributes=id&count=1000").await,
+        200,
+        "listing groups",
+    )
+    .await?;
+    for group in resources(&existing) {
+        expect_status(
+            app.delete(&format!("/scim/v2/Groups/{}", id_of(group))).await,
+            204,
+            "deleting a group",
+        )
+        .await?;
+    }
+    let bodies: Vec<Value> = (0..m.users)
+        .map(|u| json!({ "schemas": [USER_SCHEMA], "userName": format!("member{u}") }))
+        .collect();
+    let population = populate(app, &bodies).await?;
+    let mut group_ids = Vec::new();
+    for g in 0..m.groups.len() {
+        let body = json!({ "schemas": [GROUP_SCHEMA], "displayName": format!("G{g}") });
+        let created = expect_status(app.post("/scim/v2/Groups", &body).await, 201, "creating a group").await?;
+        group_ids.push(id_of(&created).to_string());
+    }
+    for (g, (users, subgroups)) in m.groups.iter().enumerate() {
+        let members: Vec<Value> = users
+            .iter()
+            .map(|&u| json!({ "value": population.id(u) }))
+            .chain(subgroups.iter().map(|&h| json!({ "value": group_ids[h] })))
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let patch = json!({
+            "schemas": [PATCH_OP],
+            "Operations": [{ "op": "add", "path": "members", "value": members }]
+        });
+        expect_status(
+            app.send(Method::PATCH, &format!("/scim/v2/Groups/{}", group_ids[g]), &patch)
+                .await,
+            200,
+            "adding members",
+        )
+        .await?;
+    }
+    Ok((population, group_ids))
+}
+
+#[test]
+fn a_users_groups_are_the_closure_of_its_memberships_in_a_get_and_in_a_list() {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let app = runtime.block_on(spawn_app());
+    let mut runner = TestRunner::new(config(GROUP_CASES));
+    let result = runner.run(&memberships(), |m| {
+        runtime.block_on(async {
+            let (population, group_ids) = build_memberships(&app, &m).await?;
+            let listed = list_users(&app, &[]).await?;
+            for u in 0..m.users {
+                let expected: BTreeMap<String, String> = expected_groups(&m, u)
+                    .into_iter()
+                    .map(|(g, kind)| (group_ids[g].clone(), kind.to_string()))
+                    .collect();
+                let id = population.id(u);
+                let got = expect_status(app.get(&format!("/scim/v2/Users/{id}")).await, 200, "GET of a user").await?;
+                if shown_groups(&got) != expected {
+                    return Err(fail(format!("GET of user {u} shows {got}, expected {expected:?}")));
+                }
+                let in_list = resources(&listed).iter().find(|user| id_of(user) == id);
+                if in_list.map(shown_groups) != Some(expected.clone()) {
+                    return Err(fail(format!(
+                        "the list shows user {u} as {in_list:?}, expected {expected:?}"
+                    )));
+                }
             }
             Ok(())
         })
