@@ -923,7 +923,7 @@ async fn listing_keys_filters_by_service_user_state_type_q_and_expiry() {
     let second = create_service_user(&app, "second", "provisioner").await;
     let alpha = create_key(&app, &first, &json!({ "name": "alpha", "expiresInDays": 5 })).await;
     let beta = create_key(&app, &first, &json!({ "name": "beta", "expiresInDays": 100 })).await;
-    let gamma = create_key(&app, &second, &json!({ "name": "gamma", "expiresInDays": 200 })).await;
+    let gamma = create_key(&app, &second, &json!({ "name": "gamma-ray", "expiresInDays": 200 })).await;
     let expired = app.key_in_tenant("default", &[Scope::UsersRead], Some(-1)).await;
     let (alpha_id, beta_id, gamma_id) = (str_of(&alpha, "id"), str_of(&beta, "id"), str_of(&gamma, "id"));
     let expired_id = key_id(&expired);
@@ -960,7 +960,9 @@ async fn listing_keys_filters_by_service_user_state_type_q_and_expiry() {
     let legacy = list(&app, KEYS, &[("type", "legacy")]).await;
     assert_eq!(legacy["total"], 0, "{legacy}");
 
-    let by_name = list(&app, KEYS, &[("q", "gam")]).await;
+    // `q` matches names and ids; a `-` never occurs in a key id (base62),
+    // so this finds gamma by name alone ("gam" once matched a random id).
+    let by_name = list(&app, KEYS, &[("q", "MA-RA")]).await;
     assert_eq!(ids(&by_name), set_of(&[gamma_id]));
     let by_id = list(&app, KEYS, &[("q", &alpha_id[6..24])]).await;
     assert_eq!(ids(&by_id), set_of(&[alpha_id]));
