@@ -142,10 +142,9 @@ impl Conn {
     /// The statements are sea-query's: SQLite placeholders anonymous (`?`,
     /// which sqlx binds in order across the script), PostgreSQL's numbered
     /// from `$1` in each statement, and no `$` anywhere else.
-    pub async fn write_unit(&self, statements: Vec<Statement>) -> Result<(), DbErr> {
+    pub async fn write_unit(&self, mut statements: Vec<Statement>) -> Result<(), DbErr> {
         match (self, self.get_database_backend()) {
             (Conn::Batch(txn), DbBackend::Sqlite) => {
-                let mut statements = statements;
                 statements.push(Statement::from_string(DbBackend::Sqlite, "RELEASE scimd_unit"));
                 let Err(failed) = txn.execute_raw(sqlite_unit_script(statements)).await else {
                     return Ok(());

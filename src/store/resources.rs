@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use super::audit::{AuditContext, Event, record, record_statement};
 use super::direct::{DirectReads, DirectRow, ResultRow, Snapshot, read_rows};
-use super::{Store, StoreError, StoreResult, now, scim_timestamp};
+use super::{Conn, Store, StoreError, StoreResult, now, scim_timestamp};
 use crate::scim::ResourceKind;
 use crate::scim::json_text::object_members;
 
@@ -346,11 +346,13 @@ impl Store {
         match write.members {
             // Nothing to read or walk: the statements go together.
             None if !renamed => {
-                let mut rest = reindex;
-                rest.push(record_statement(backend, audit, replaced));
-                if !self.writer().guarded_write_unit(update, rest).await.map_err(taken)? {
-                    return Err(StoreError::VersionMismatch);
-                }
+                update_alone(
+                    self.writer(),
+                    update,
+                    reindex,
+                    record_statement(backend, audit, replaced),
+                )
+                .await?;
             }
             members => {
                 let txn = self.writer().begin().await?;
@@ -358,12 +360,7 @@ impl Store {
                     Some(refs) => Some(resolve_members(&txn, tenant_id, id, refs).await?),
                     None => None,
                 };
-                if txn.execute_raw(update).await.map_err(taken)?.rows_affected() != 1 {
-                    return Err(StoreError::VersionMismatch);
-                }
-                for statement in reindex {
-                    txn.execute_raw(statement).await?;
-                }
+                update_in(&txn, update, reindex).await?;
                 let mut changed = match members {
                     Some(members) => replace_members(&txn, tenant_id, id, members).await?,
                     None => Vec::new(),
@@ -454,21 +451,18 @@ impl Store {
             // Attributes only (what IdPs send most): nothing to read or walk,
             // and the version this write produces is known.
             (Some(expected), true, false) => {
-                let mut rest = reindex;
-                rest.push(record_statement(backend, audit, patched));
-                if !self.writer().guarded_write_unit(update, rest).await.map_err(taken)? {
-                    return Err(StoreError::VersionMismatch);
-                }
+                update_alone(
+                    self.writer(),
+                    update,
+                    reindex,
+                    record_statement(backend, audit, patched),
+                )
+                .await?;
                 expected + 1
             }
             _ => {
                 let txn = self.writer().begin().await?;
-                if txn.execute_raw(update).await.map_err(taken)?.rows_affected() != 1 {
-                    return Err(StoreError::VersionMismatch);
-                }
-                for statement in reindex {
-                    txn.execute_raw(statement).await?;
-                }
+                update_in(&txn, update, reindex).await?;
                 let mut touched: Vec<String> = Vec::new();
                 if let Some(all) = &delta.replace_all {
                     let members = resolve_members(&txn, tenant_id, id, all).await?;
@@ -745,6 +739,34 @@ pub(super) fn resource_from_row(row: &(impl ResultRow + ?Sized), kind: ResourceK
 /// A write's error, with the unique index on userName refusing it as a conflict.
 fn taken(e: sea_orm::DbErr) -> StoreError {
     StoreError::from_db(e, "userName is already taken")
+}
+
+/// A replace or PATCH that changes no other resource: `update` (guarded by
+/// the version read), the resource's new values and its audit event as one
+/// guarded unit on `writer`.
+async fn update_alone(
+    writer: &Conn,
+    update: Statement,
+    mut reindex: Vec<Statement>,
+    event: Statement,
+) -> StoreResult<()> {
+    reindex.push(event);
+    match writer.guarded_write_unit(update, reindex).await.map_err(taken)? {
+        true => Ok(()),
+        false => Err(StoreError::VersionMismatch),
+    }
+}
+
+/// In `txn`: `update` (guarded by the version read), then the resource's
+/// new values.
+async fn update_in(txn: &impl ConnectionTrait, update: Statement, reindex: Vec<Statement>) -> StoreResult<()> {
+    if txn.execute_raw(update).await.map_err(taken)?.rows_affected() != 1 {
+        return Err(StoreError::VersionMismatch);
+    }
+    for statement in reindex {
+        txn.execute_raw(statement).await?;
+    }
+    Ok(())
 }
 
 /// Removes a resource's filterable values (before writing its new ones).
