@@ -11,6 +11,7 @@ mod m20261123_000003_audit_events;
 mod m20261123_000004_list_order_index;
 mod m20261123_000005_membership_id_collation;
 mod m20261123_000006_resource_counts;
+mod m20261206_000007_postgres_resource_counts;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_list_order_index::Migration),
             Box::new(m20261123_000005_membership_id_collation::Migration),
             Box::new(m20261123_000006_resource_counts::Migration),
+            Box::new(m20261206_000007_postgres_resource_counts::Migration),
         ]
     }
 }

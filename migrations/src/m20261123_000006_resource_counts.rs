@@ -7,8 +7,8 @@
 //! count in the writing transaction itself, whatever inserts or deletes the
 //! rows (cascades included), so it is never out of step with the table.
 //!
-//! PostgreSQL keeps `COUNT(*)`: concurrent creates there would queue on
-//! the counter row's lock until each commit.
+//! PostgreSQL: concurrent creates there would queue on one counter row's
+//! lock until each commit; migration 7 keeps its count in shards.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};

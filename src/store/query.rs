@@ -118,15 +118,17 @@ impl Store {
             }
             select
         };
-        let count = match (&condition, backend) {
-            // SQLite keeps each tenant's count by type (migration 6's triggers).
-            (None, DbBackend::Sqlite) => Query::select()
-                .column("n")
+        let count = match &condition {
+            // Triggers keep each tenant's count by type: in one row on
+            // SQLite (migration 6), in shards summed here on PostgreSQL
+            // (migration 7).
+            None => Query::select()
+                .expr_as(Expr::cust("CAST(COALESCE(SUM(n), 0) AS bigint)"), Alias::new("n"))
                 .from("resource_counts")
                 .and_where(Expr::col("tenant_id").eq(tenant_id))
                 .and_where(Expr::col("resource_type").eq(kind.code()))
                 .to_owned(),
-            _ => scoped(
+            Some(_) => scoped(
                 Query::select()
                     .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
                     .from(RESOURCES)
