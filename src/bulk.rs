@@ -31,7 +31,8 @@ pub const BULK_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Bul
 pub const BULK_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
 /// The most operations one request may hold (advertised as `maxOperations`).
 pub const MAX_OPERATIONS: usize = 1000;
-/// The most operations one transaction holds.
+/// The most operations one transaction holds (fewer where the store says
+/// so: PostgreSQL's savepoints, see `Store::batch_units_limit`).
 const BATCH_OPERATIONS: usize = 200;
 /// How long one transaction may run before it is committed: it holds row
 /// locks (and, on SQLite, the only write connection) while open.
@@ -582,6 +583,7 @@ struct Batch {
     provisioning: Provisioning,
     started: Instant,
     operations: usize,
+    max_operations: usize,
     /// Positions in `Job::results` of the answers given in this batch.
     answered: Vec<usize>,
     /// (bulkId, id) of the resources POSTed in this batch.
@@ -590,7 +592,7 @@ struct Batch {
 
 impl Batch {
     fn is_full(&self) -> bool {
-        self.operations >= BATCH_OPERATIONS || self.started.elapsed() >= BATCH_TIME
+        self.operations >= self.max_operations || self.started.elapsed() >= BATCH_TIME
     }
 }
 
@@ -640,6 +642,10 @@ impl Job<'_> {
                 provisioning: self.provisioning.batch().await?,
                 started: Instant::now(),
                 operations: 0,
+                max_operations: self
+                    .provisioning
+                    .batch_limit()
+                    .map_or(BATCH_OPERATIONS, |limit| limit.min(BATCH_OPERATIONS)),
                 answered: Vec::new(),
                 created: Vec::new(),
             });

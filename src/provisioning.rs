@@ -125,6 +125,12 @@ impl Provisioning {
         })
     }
 
+    /// The most operations a batch should hold, if the store bounds them
+    /// ([`Store::batch_units_limit`]).
+    pub fn batch_limit(&self) -> Option<usize> {
+        self.store.batch_units_limit()
+    }
+
     pub async fn commit_batch(self) -> ScimResult<()> {
         self.store.commit_batch().await.map_err(|e| store_error(e.into()))
     }

@@ -425,6 +425,18 @@ impl Store {
         })
     }
 
+    /// The most write units (savepoints) one batch should hold, if the
+    /// backend bounds them. PostgreSQL gives each savepoint that writes a
+    /// subtransaction ID, and a session caches only 64 of them: past that,
+    /// while the transaction runs, every other session's visibility checks
+    /// look its rows up in `pg_subtrans`, which slows the whole server.
+    pub fn batch_units_limit(&self) -> Option<usize> {
+        match self.backend() {
+            DbBackend::Postgres => Some(60),
+            _ => None,
+        }
+    }
+
     /// Runs one single write (a SCIM create, replace, patch or delete) on
     /// the store `write` is given. On SQLite that is a savepoint in a group
     /// of writes queued together, and this returns once the group is
