@@ -583,7 +583,6 @@ struct Batch {
     provisioning: Provisioning,
     started: Instant,
     operations: usize,
-    max_operations: usize,
     /// Positions in `Job::results` of the answers given in this batch.
     answered: Vec<usize>,
     /// (bulkId, id) of the resources POSTed in this batch.
@@ -592,7 +591,11 @@ struct Batch {
 
 impl Batch {
     fn is_full(&self) -> bool {
-        self.operations >= self.max_operations || self.started.elapsed() >= BATCH_TIME
+        let most = self
+            .provisioning
+            .batch_limit()
+            .map_or(BATCH_OPERATIONS, |limit| limit.min(BATCH_OPERATIONS));
+        self.operations >= most || self.started.elapsed() >= BATCH_TIME
     }
 }
 
@@ -642,10 +645,6 @@ impl Job<'_> {
                 provisioning: self.provisioning.batch().await?,
                 started: Instant::now(),
                 operations: 0,
-                max_operations: self
-                    .provisioning
-                    .batch_limit()
-                    .map_or(BATCH_OPERATIONS, |limit| limit.min(BATCH_OPERATIONS)),
                 answered: Vec::new(),
                 created: Vec::new(),
             });

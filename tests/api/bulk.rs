@@ -103,12 +103,6 @@ async fn get_json(app: &TestApp, path: &str) -> Value {
     response.json().await.expect("json")
 }
 
-async fn total(app: &TestApp, path: &str) -> u64 {
-    get_json(app, path).await["totalResults"]
-        .as_u64()
-        .expect("totalResults")
-}
-
 fn member_ids(group: &Value) -> Vec<String> {
     group["members"]
         .as_array()
@@ -332,11 +326,8 @@ async fn fail_on_errors_stops_after_that_many_errors_and_leaves_the_rest_unanswe
     assert!(ops[1].get("location").is_none(), "a failed POST has no location");
     assert_created(&app, &ops[2], "Users", "c");
     assert_failed(&ops[3], "404", None);
-    assert_eq!(
-        total(&app, "/scim/v2/Users?filter=userName%20eq%20%22never%22").await,
-        0
-    );
-    assert_eq!(total(&app, "/scim/v2/Users").await, 3);
+    assert_eq!(app.total("/scim/v2/Users?filter=userName%20eq%20%22never%22").await, 0);
+    assert_eq!(app.total("/scim/v2/Users").await, 3);
 }
 
 #[tokio::test]
@@ -422,7 +413,7 @@ async fn circular_references_that_cannot_be_broken_fail_with_409_and_create_noth
     let four = assert_created(&app, &ops[3], "Users", "u4");
     let user = get_json(&app, &format!("/scim/v2/Users/{four}")).await;
     assert_eq!(user[ENTERPRISE]["manager"]["value"], json!(three));
-    assert_eq!(total(&app, "/scim/v2/Users").await, 2);
+    assert_eq!(app.total("/scim/v2/Users").await, 2);
 }
 
 #[tokio::test]
@@ -442,7 +433,7 @@ async fn a_reference_to_an_unknown_bulk_id_fails_with_409() {
     assert!(ops[0].get("location").is_none());
     assert_failed(&ops[1], "409", None);
     assert!(ops[1].get("location").is_none(), "the target is unknown: {:?}", ops[1]);
-    assert_eq!(total(&app, "/scim/v2/Groups").await, 0);
+    assert_eq!(app.total("/scim/v2/Groups").await, 0);
 }
 
 #[tokio::test]
@@ -460,7 +451,7 @@ async fn a_reference_to_a_post_that_failed_fails_with_409() {
     assert_eq!(ops[0]["status"], "400", "{:?}", ops[0]);
     let detail = assert_failed(&ops[1], "409", None);
     assert!(detail.contains("broken"), "{detail}");
-    assert_eq!(total(&app, "/scim/v2/Groups").await, 0);
+    assert_eq!(app.total("/scim/v2/Groups").await, 0);
 }
 
 #[tokio::test]
@@ -484,7 +475,7 @@ async fn a_duplicate_bulk_id_fails_with_400_invalid_value_and_references_use_the
         member_ids(&get_json(&app, &format!("/scim/v2/Groups/{group}")).await),
         [first]
     );
-    assert_eq!(total(&app, "/scim/v2/Users").await, 1);
+    assert_eq!(app.total("/scim/v2/Users").await, 1);
 }
 
 #[tokio::test]
@@ -501,7 +492,7 @@ async fn more_operations_than_max_operations_returns_413_and_runs_none() {
             .contains("maxOperations (1000)"),
         "{body}"
     );
-    assert_eq!(total(&app, "/scim/v2/Users").await, 0);
+    assert_eq!(app.total("/scim/v2/Users").await, 0);
 }
 
 #[tokio::test]
@@ -518,7 +509,7 @@ async fn a_body_over_max_payload_size_returns_413_naming_the_limit() {
             .contains("maxPayloadSize (4096)"),
         "{error}"
     );
-    assert_eq!(total(&app, "/scim/v2/Groups").await, 0);
+    assert_eq!(app.total("/scim/v2/Groups").await, 0);
 }
 
 #[tokio::test]
@@ -554,8 +545,8 @@ async fn each_operation_needs_its_own_scope_and_fails_alone_with_403() {
         json!(app.url(&format!("/scim/v2/Users/{existing_id}")))
     );
     assert_eq!(ops[3]["status"], "200", "{:?}", ops[3]);
-    assert_eq!(total(&app, "/scim/v2/Groups").await, 0);
-    assert_eq!(total(&app, "/scim/v2/Users").await, 2);
+    assert_eq!(app.total("/scim/v2/Groups").await, 0);
+    assert_eq!(app.total("/scim/v2/Users").await, 2);
 }
 
 #[tokio::test]
@@ -572,7 +563,7 @@ async fn a_key_without_write_scopes_may_send_a_bulk_request_whose_operations_all
     assert_eq!(ops.len(), 2);
     assert_failed(&ops[0], "403", None);
     assert_failed(&ops[1], "403", None);
-    assert_eq!(total(&app, "/scim/v2/Users").await, 0);
+    assert_eq!(app.total("/scim/v2/Users").await, 0);
 }
 
 #[tokio::test]
@@ -590,7 +581,7 @@ async fn a_bulk_request_without_a_valid_key_gets_401() {
     assert_scim_error(response, 401, None).await;
     let response = send_bulk(&app, "scimd_not-a-real-key", "/scim/v2/Bulk", &body).await;
     assert_scim_error(response, 401, None).await;
-    assert_eq!(total(&app, "/scim/v2/Users").await, 0);
+    assert_eq!(app.total("/scim/v2/Users").await, 0);
 }
 
 #[tokio::test]
@@ -620,7 +611,7 @@ async fn the_tenant_path_works_in_that_tenant_with_locations_under_its_path() {
         assert!(location.starts_with(&app.url("/t/acme/scim/v2/")), "{location}");
     }
     assert_eq!(
-        total(&app, "/scim/v2/Users").await,
+        app.total("/scim/v2/Users").await,
         0,
         "nothing lands in the default tenant"
     );
@@ -693,7 +684,7 @@ async fn a_broken_envelope_is_400_invalid_syntax_but_a_bad_operation_fails_alone
     assert_eq!(ops[0]["method"], "GET", "an unknown method is echoed as sent");
     assert!(ops[5].get("method").is_none());
     assert_created(&app, &ops[6], "Users", "ok");
-    assert_eq!(total(&app, "/scim/v2/Users").await, 1);
+    assert_eq!(app.total("/scim/v2/Users").await, 1);
 }
 
 #[tokio::test]
@@ -737,8 +728,8 @@ async fn an_operation_that_fails_inside_a_batch_is_undone_alone() {
     let h = assert_created(&app, &ops[3], "Groups", "h");
     assert_created(&app, &ops[4], "Users", "c");
 
-    assert_eq!(total(&app, "/scim/v2/Users").await, 2);
-    assert_eq!(total(&app, "/scim/v2/Groups").await, 1);
+    assert_eq!(app.total("/scim/v2/Users").await, 2);
+    assert_eq!(app.total("/scim/v2/Groups").await, 1);
     let group = get_json(&app, &format!("/scim/v2/Groups/{h}")).await;
     assert_eq!(member_ids(&group), [a]);
     // The undone operations left no audit event behind; the others did.
@@ -772,7 +763,7 @@ async fn single_requests_proceed_while_a_large_bulk_request_runs() {
     let (ops, statuses) = tokio::join!(bulk_request, singles);
     assert!(ops.iter().all(|o| o["status"] == "201"), "every bulk create succeeded");
     assert_eq!(statuses, vec![201; 20], "every single create succeeded");
-    assert_eq!(total(&app, "/scim/v2/Users?count=1").await, 1020);
+    assert_eq!(app.total("/scim/v2/Users?count=1").await, 1020);
 }
 
 #[tokio::test]
@@ -804,7 +795,7 @@ async fn a_thousand_creates_in_one_request_succeed() {
     );
     assert_eq!(ops.len(), 1000);
     assert!(ops.iter().all(|o| o["status"] == "201"), "every create succeeded");
-    assert_eq!(total(&app, "/scim/v2/Users?count=1").await, 1000);
+    assert_eq!(app.total("/scim/v2/Users?count=1").await, 1000);
 }
 
 /// Two Bulks that add the same users to groups in opposite orders lock the

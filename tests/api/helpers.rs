@@ -162,6 +162,14 @@ impl TestApp {
             .expect("request")
     }
 
+    /// A list's `totalResults`; panics unless the GET answers 200.
+    pub async fn total(&self, path: &str) -> u64 {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        let list: Value = response.json().await.expect("json");
+        list["totalResults"].as_u64().expect("totalResults")
+    }
+
     /// Creates a user and returns its representation; panics unless 201.
     pub async fn create_user(&self, user_name: &str) -> Value {
         let response = self
