@@ -159,6 +159,29 @@ impl Provisioning {
         self.render_fresh(scope, stored, projection).await
     }
 
+    /// Validates a user to create (hashing its password, if any), for
+    /// [`Provisioning::create_users_together`].
+    pub async fn prepare_user(&self, input: &Value) -> ScimResult<ResourceWrite> {
+        self.prepare_write(ResourceKind::User, input, None).await
+    }
+
+    /// Creates users prepared by [`Provisioning::prepare_user`] as one unit
+    /// in this provisioning's store (a Bulk batch): all of them or, on any
+    /// error (a taken userName among them), none. Answers (id, ETag) each,
+    /// in order: a Bulk answers no body, so nothing is rendered.
+    pub async fn create_users_together(
+        &self,
+        scope: &Scope<'_>,
+        writes: Vec<ResourceWrite>,
+    ) -> ScimResult<Vec<(String, String)>> {
+        let created = self
+            .store
+            .create_resources_together(scope.audit, ResourceKind::User, writes)
+            .await
+            .map_err(store_error)?;
+        Ok(created.into_iter().map(|c| (c.id, etag(c.version))).collect())
+    }
+
     pub async fn get(
         &self,
         scope: &Scope<'_>,

@@ -91,10 +91,20 @@ pub(crate) async fn record(db: &impl ConnectionTrait, ctx: &AuditContext, event:
 /// The INSERT that records `event`, for writes that send their statements
 /// together ([`super::Conn::write_unit`]).
 pub(crate) fn record_statement(backend: DbBackend, ctx: &AuditContext, event: Event<'_>) -> Statement {
-    let row = audit_event::ActiveModel {
+    record_many_statement(backend, ctx, [event])
+}
+
+/// One INSERT recording several events (at least one).
+pub(crate) fn record_many_statement<'a>(
+    backend: DbBackend,
+    ctx: &AuditContext,
+    events: impl IntoIterator<Item = Event<'a>>,
+) -> Statement {
+    let at = super::now();
+    let rows = events.into_iter().map(|event| audit_event::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         tenant_id: Set(ctx.tenant_id.clone()),
-        at: Set(super::now()),
+        at: Set(at),
         action: Set(event.action.to_string()),
         actor_key_id: Set(ctx.key_id.clone()),
         actor_service_user_id: Set(ctx.service_user_id.clone()),
@@ -105,10 +115,10 @@ pub(crate) fn record_statement(backend: DbBackend, ctx: &AuditContext, event: Ev
         request_id: Set(ctx.request_id.clone()),
         outcome: Set(event.outcome.to_string()),
         detail: Set(event.detail.map(|d| d.to_string())),
-    };
-    // Without RETURNING or a read-back: nothing needs the row again, and
+    });
+    // Without RETURNING or a read-back: nothing needs the rows again, and
     // every SCIM write records one.
-    audit_event::Entity::insert(row).build(backend)
+    audit_event::Entity::insert_many(rows).build(backend)
 }
 
 /// Filters of `GET /admin/v1/audit-events`.

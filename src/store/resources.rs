@@ -12,12 +12,12 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sea_orm::sea_query::{
-    Alias, DeleteStatement, Expr, ExprTrait, OnConflict, Order, Query, SelectStatement, SimpleExpr,
+    Alias, DeleteStatement, Expr, ExprTrait, InsertStatement, OnConflict, Order, Query, SelectStatement, SimpleExpr,
 };
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value as DbValue};
 use serde_json::{Map, Value};
 
-use super::audit::{AuditContext, Event, record, record_statement};
+use super::audit::{AuditContext, Event, record, record_many_statement, record_statement};
 use super::direct::{DirectReads, DirectRow, ResultRow, Snapshot, read_rows};
 use super::{Conn, Store, StoreError, StoreResult, now, scim_timestamp};
 use crate::scim::ResourceKind;
@@ -153,44 +153,25 @@ impl Store {
         let at = scim_timestamp(now());
         let cols = IndexedColumns::of(kind, &write.document);
         let document = Value::Object(write.document).to_string();
-        let insert = Query::insert()
-            .into_table("scim_resources")
-            .columns([
-                "id",
-                "tenant_id",
-                "resource_type",
-                "user_name",
-                "user_name_folded",
-                "external_id",
-                "display_name",
-                "display_name_folded",
-                "document",
-                "password_hash",
-                "version",
-                "created_at",
-                "last_modified",
-            ])
-            .values([
-                id.clone().into(),
-                tenant_id.into(),
-                kind.code().into(),
-                cols.user_name.clone().into(),
-                cols.user_name.as_deref().map(str::to_lowercase).into(),
-                cols.external_id.into(),
-                cols.display_name.clone().into(),
-                cols.display_name.as_deref().map(str::to_lowercase).into(),
-                document.clone().into(),
-                write.password_hash.into(),
-                1i64.into(),
-                at.clone().into(),
-                at.clone().into(),
-            ])
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?
-            .to_owned();
+        let mut insert = resources_insert();
+        add_resource_row(
+            &mut insert,
+            tenant_id,
+            kind,
+            &id,
+            &at,
+            cols,
+            &document,
+            write.password_hash,
+        )?;
         // The only statement that can refuse the input (a taken userName)
         // comes first.
         let mut statements = vec![backend.build(&insert)];
-        statements.extend(index_statements(backend, tenant_id, &id, &write.index)?);
+        statements.extend(index_statements(
+            backend,
+            tenant_id,
+            [(id.as_str(), write.index.as_slice())],
+        )?);
         let created = Event::success(action(kind, "created"), kind.code(), &id);
         statements.push(record_statement(backend, audit, created));
         match &write.members {
@@ -219,6 +200,71 @@ impl Store {
             members: None,
             groups: None,
         })
+    }
+
+    /// Creates resources that name no members (users) as one unit: one
+    /// multi-row INSERT each for their rows, their values and their audit
+    /// events, which is one call to the database where a create alone is
+    /// one too. All are created or none: one taken userName refuses them
+    /// all, and the caller then creates them one by one to learn which.
+    pub async fn create_resources_together(
+        &self,
+        audit: &AuditContext,
+        kind: ResourceKind,
+        writes: Vec<ResourceWrite>,
+    ) -> StoreResult<Vec<StoredResource>> {
+        if writes.iter().any(|w| w.members.is_some()) {
+            return Err(StoreError::Corrupt(
+                "resources with members are created one by one".into(),
+            ));
+        }
+        let tenant_id = audit.tenant_id.as_str();
+        let backend = self.backend();
+        let at = scim_timestamp(now());
+        let mut insert = resources_insert();
+        let mut created = Vec::with_capacity(writes.len());
+        let mut values = Vec::with_capacity(writes.len());
+        for write in writes {
+            let id = uuid::Uuid::new_v4().to_string();
+            let cols = IndexedColumns::of(kind, &write.document);
+            let document = Value::Object(write.document).to_string();
+            add_resource_row(
+                &mut insert,
+                tenant_id,
+                kind,
+                &id,
+                &at,
+                cols,
+                &document,
+                write.password_hash,
+            )?;
+            values.push(write.index);
+            created.push(StoredResource {
+                id,
+                kind,
+                document: Document::Text(document),
+                version: 1,
+                created: at.clone(),
+                last_modified: at.clone(),
+                members: None,
+                groups: None,
+            });
+        }
+        if created.is_empty() {
+            return Ok(created);
+        }
+        let mut statements = vec![backend.build(&insert)];
+        statements.extend(index_statements(
+            backend,
+            tenant_id,
+            created.iter().zip(&values).map(|(c, v)| (c.id.as_str(), v.as_slice())),
+        )?);
+        let events = created
+            .iter()
+            .map(|c| Event::success(action(kind, "created"), kind.code(), &c.id));
+        statements.push(record_many_statement(backend, audit, events));
+        self.writer().write_unit(statements).await.map_err(taken)?;
+        Ok(created)
     }
 
     pub async fn get_resource(
@@ -341,7 +387,7 @@ impl Store {
         }
         let update = backend.build(&update);
         let mut reindex = vec![backend.build(&delete_index(tenant_id, id))];
-        reindex.extend(index_statements(backend, tenant_id, id, &write.index)?);
+        reindex.extend(index_statements(backend, tenant_id, [(id, write.index.as_slice())])?);
         let replaced = Event::success(audit_action, kind.code(), id);
         match write.members {
             // Nothing to read or walk: the statements go together.
@@ -443,7 +489,7 @@ impl Store {
         let mut reindex = Vec::new();
         if let Some(write) = &write {
             reindex.push(backend.build(&delete_index(tenant_id, id)));
-            reindex.extend(index_statements(backend, tenant_id, id, &write.index)?);
+            reindex.extend(index_statements(backend, tenant_id, [(id, write.index.as_slice())])?);
         }
         let patched = Event::success(action(kind, "patched"), kind.code(), id);
         let members_unchanged = delta.replace_all.is_none() && delta.add.is_empty() && delta.remove.is_empty();
@@ -778,13 +824,17 @@ fn delete_index(tenant_id: &str, resource_id: &str) -> DeleteStatement {
         .to_owned()
 }
 
-/// The INSERTs of a resource's filterable values, a chunk of rows each.
-fn index_statements(
+/// The INSERTs of resources' filterable values, a chunk of rows each:
+/// `(resource id, its rows)` for one resource or several created together.
+fn index_statements<'a>(
     backend: DbBackend,
     tenant_id: &str,
-    resource_id: &str,
-    rows: &[IndexRow],
+    resources: impl IntoIterator<Item = (&'a str, &'a [IndexRow])>,
 ) -> StoreResult<Vec<Statement>> {
+    let rows: Vec<(&str, &IndexRow)> = resources
+        .into_iter()
+        .flat_map(|(resource_id, rows)| rows.iter().map(move |row| (resource_id, row)))
+        .collect();
     let mut statements = Vec::new();
     for chunk in rows.chunks(INSERT_CHUNK) {
         let mut insert = Query::insert();
@@ -797,11 +847,11 @@ fn index_statements(
             "value_folded",
             "value_number",
         ]);
-        for row in chunk {
+        for (resource_id, row) in chunk {
             insert
                 .values([
                     tenant_id.into(),
-                    resource_id.into(),
+                    (*resource_id).into(),
                     row.attr.clone().into(),
                     row.element.into(),
                     row.text.clone().into(),
@@ -813,6 +863,60 @@ fn index_statements(
         statements.push(backend.build(&insert));
     }
     Ok(statements)
+}
+
+/// An INSERT into `scim_resources` awaiting its rows ([`add_resource_row`]).
+fn resources_insert() -> InsertStatement {
+    Query::insert()
+        .into_table("scim_resources")
+        .columns([
+            "id",
+            "tenant_id",
+            "resource_type",
+            "user_name",
+            "user_name_folded",
+            "external_id",
+            "display_name",
+            "display_name_folded",
+            "document",
+            "password_hash",
+            "version",
+            "created_at",
+            "last_modified",
+        ])
+        .to_owned()
+}
+
+/// Adds the row of a new resource (version 1) to `insert`.
+#[allow(clippy::too_many_arguments)]
+fn add_resource_row(
+    insert: &mut InsertStatement,
+    tenant_id: &str,
+    kind: ResourceKind,
+    id: &str,
+    at: &str,
+    cols: IndexedColumns,
+    document: &str,
+    password_hash: Option<String>,
+) -> StoreResult<()> {
+    insert
+        .values([
+            id.into(),
+            tenant_id.into(),
+            kind.code().into(),
+            cols.user_name.clone().into(),
+            cols.user_name.as_deref().map(str::to_lowercase).into(),
+            cols.external_id.into(),
+            cols.display_name.clone().into(),
+            cols.display_name.as_deref().map(str::to_lowercase).into(),
+            document.into(),
+            password_hash.into(),
+            1i64.into(),
+            at.into(),
+            at.into(),
+        ])
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(())
 }
 
 /// Checks that every member exists in the tenant and fills in its type.

@@ -857,3 +857,152 @@ async fn concurrent_bulks_touching_the_same_users_in_opposite_orders_all_succeed
         assert_eq!(held, expected, "user {i}");
     }
 }
+
+/// A user POST of the kind Bulk sends to the database together with its
+/// neighbours (see `bulk::Job::flush_run`), with values to filter on.
+fn post_full_user(i: usize) -> Value {
+    json!({
+        "method": "POST",
+        "path": "/Users",
+        "bulkId": format!("u{i}"),
+        "data": {
+            "schemas": [USER_SCHEMA, ENTERPRISE],
+            "userName": format!("together{i:03}@example.com"),
+            "name": { "givenName": "Run", "familyName": format!("Family{i:03}") },
+            "emails": [{ "value": format!("mail{i:03}@example.com"), "type": "work", "primary": true }],
+            "active": i.is_multiple_of(2),
+            ENTERPRISE: { "employeeNumber": format!("E{i:03}") },
+        },
+    })
+}
+
+/// The ids of the users a filter finds.
+async fn found(app: &TestApp, filter: &str) -> Vec<String> {
+    let path = format!("/scim/v2/Users?filter={}", urlencoding(filter));
+    let list = get_json(app, &path).await;
+    list["Resources"]
+        .as_array()
+        .expect("Resources")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+fn urlencoding(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn users_created_together_each_keep_their_own_values_and_audit_event() {
+    let app = spawn_app_configured(|s| s.max_body_bytes = 1024 * 1024).await;
+    const USERS: usize = 120;
+    let ops = bulk(
+        &app,
+        &bulk_request(json!((0..USERS).map(post_full_user).collect::<Vec<_>>())),
+    )
+    .await;
+    let ids: Vec<String> = (0..USERS)
+        .map(|i| assert_created(&app, &ops[i], "Users", &format!("u{i}")))
+        .collect();
+    assert_eq!(app.total("/scim/v2/Users").await, USERS as u64);
+    // Users at both ends of each group of creates, found by values of
+    // their own (a value row under another user's id would show here).
+    for i in [0, 1, 49, 50, 51, 99, 100, 119] {
+        let user = get_json(&app, &format!("/scim/v2/Users/{}", ids[i])).await;
+        assert_eq!(user["userName"], format!("together{i:03}@example.com"), "{user}");
+        assert_eq!(user["active"], i.is_multiple_of(2), "{user}");
+        assert_eq!(user["meta"]["version"], ops[i]["version"], "{user}");
+        assert_eq!(
+            found(&app, &format!("emails.value eq \"mail{i:03}@example.com\"")).await,
+            [ids[i].clone()]
+        );
+        assert_eq!(
+            found(&app, &format!("name.familyName eq \"Family{i:03}\"")).await,
+            [ids[i].clone()]
+        );
+        let employee = format!("{ENTERPRISE}:employeeNumber eq \"E{i:03}\"");
+        assert_eq!(found(&app, &employee).await, [ids[i].clone()]);
+    }
+    assert_eq!(
+        app.total("/scim/v2/Users?filter=active%20eq%20true").await,
+        (USERS / 2) as u64
+    );
+    let mut audited: Vec<String> = Vec::new();
+    let mut cursor = "/admin/v1/audit-events?action=user.created&limit=100".to_string();
+    loop {
+        let page = get_json(&app, &cursor).await;
+        for event in page["items"].as_array().expect("items") {
+            audited.push(event["target"]["id"].as_str().expect("target id").to_string());
+        }
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = format!("/admin/v1/audit-events?action=user.created&limit=100&cursor={next}"),
+            None => break,
+        }
+    }
+    audited.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(audited, expected, "one user.created event per user");
+}
+
+#[tokio::test]
+async fn a_taken_user_name_among_users_created_together_fails_alone() {
+    let app = spawn_app_configured(|s| s.max_body_bytes = 1024 * 1024).await;
+    app.create_user("taken@example.com").await;
+    let mut operations: Vec<Value> = (0..60).map(post_full_user).collect();
+    operations[30]["data"]["userName"] = json!("TAKEN@example.com");
+    operations[45]["data"]["userName"] = json!("together010@example.com");
+    let ops = bulk(&app, &bulk_request(json!(operations))).await;
+    assert_eq!(ops.len(), 60);
+    for (i, op) in ops.iter().enumerate() {
+        match i {
+            30 | 45 => {
+                assert_failed(op, "409", Some("uniqueness"));
+            }
+            _ => {
+                let id = assert_created(&app, op, "Users", &format!("u{i}"));
+                let user = get_json(&app, &format!("/scim/v2/Users/{id}")).await;
+                assert_eq!(user["userName"], format!("together{i:03}@example.com"));
+            }
+        }
+    }
+    assert_eq!(app.total("/scim/v2/Users").await, 59);
+    // The attempt undone when the taken name refused the group left nothing.
+    let created = get_json(&app, "/admin/v1/audit-events?action=user.created&limit=100").await;
+    assert_eq!(created["items"].as_array().map(Vec::len), Some(59), "{created}");
+    assert_eq!(found(&app, "emails.value eq \"mail030@example.com\"").await.len(), 0);
+    assert_eq!(found(&app, "emails.value eq \"mail045@example.com\"").await.len(), 0);
+}
+
+#[tokio::test]
+async fn fail_on_errors_counts_errors_of_users_sent_together_in_request_order() {
+    let app = spawn_app().await;
+    app.create_user("taken").await;
+    let ops = bulk(
+        &app,
+        &json!({
+            "schemas": [BULK_REQUEST],
+            "failOnErrors": 2,
+            "Operations": [
+                post_user("a", "first"),
+                post_user("b", "second"),
+                { "method": "POST", "path": "/Users", "bulkId": "x", "data": { "schemas": [USER_SCHEMA], "displayName": "no userName" } },
+                post_user("c", "taken"),
+                post_user("d", "never"),
+            ],
+        }),
+    )
+    .await;
+    assert_eq!(ops.len(), 4, "processing stops at the second error: {ops:?}");
+    assert_created(&app, &ops[0], "Users", "a");
+    assert_created(&app, &ops[1], "Users", "b");
+    assert_eq!(ops[2]["status"], "400", "{:?}", ops[2]);
+    assert_failed(&ops[3], "409", Some("uniqueness"));
+    assert_eq!(app.total("/scim/v2/Users?filter=userName%20eq%20%22never%22").await, 0);
+    assert_eq!(app.total("/scim/v2/Users").await, 3);
+}
