@@ -143,13 +143,9 @@ impl Provisioning {
         projection: &Projection,
     ) -> ScimResult<Rendered> {
         let write = self.prepare_write(kind, input, None).await?;
-        let audit = scope.audit.clone();
         let mut stored = self
             .store
-            .grouped(move |store| {
-                let (audit, write) = (audit.clone(), write.clone());
-                async move { store.create_resource(&audit, kind, write).await }
-            })
+            .create_grouped(scope.audit, kind, write)
             .await
             .map_err(store_error)?;
         if kind == ResourceKind::User {
@@ -174,9 +170,10 @@ impl Provisioning {
         scope: &Scope<'_>,
         writes: Vec<ResourceWrite>,
     ) -> ScimResult<Vec<(String, String)>> {
+        let creates: Vec<(&AuditContext, &ResourceWrite)> = writes.iter().map(|w| (scope.audit, w)).collect();
         let created = self
             .store
-            .create_resources_together(scope.audit, ResourceKind::User, writes)
+            .create_resources_together(ResourceKind::User, &creates)
             .await
             .map_err(store_error)?;
         Ok(created.into_iter().map(|c| (c.id, etag(c.version))).collect())

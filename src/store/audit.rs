@@ -91,17 +91,16 @@ pub(crate) async fn record(db: &impl ConnectionTrait, ctx: &AuditContext, event:
 /// The INSERT that records `event`, for writes that send their statements
 /// together ([`super::Conn::write_unit`]).
 pub(crate) fn record_statement(backend: DbBackend, ctx: &AuditContext, event: Event<'_>) -> Statement {
-    record_many_statement(backend, ctx, [event])
+    record_many_statement(backend, [(ctx, event)])
 }
 
-/// One INSERT recording several events (at least one).
+/// One INSERT recording several events (at least one), each with who acted.
 pub(crate) fn record_many_statement<'a>(
     backend: DbBackend,
-    ctx: &AuditContext,
-    events: impl IntoIterator<Item = Event<'a>>,
+    events: impl IntoIterator<Item = (&'a AuditContext, Event<'a>)>,
 ) -> Statement {
     let at = super::now();
-    let rows = events.into_iter().map(|event| audit_event::ActiveModel {
+    let rows = events.into_iter().map(|(ctx, event)| audit_event::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         tenant_id: Set(ctx.tenant_id.clone()),
         at: Set(at),

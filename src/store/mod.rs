@@ -29,14 +29,18 @@ use std::time::Duration;
 
 use std::future::Future;
 
+use audit::AuditContext;
 use direct::DirectReads;
 use group_commit::GroupCommit;
+use resources::{ResourceWrite, StoredResource};
 use scimd_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
     QueryResult, SqlErr, Statement, TransactionTrait,
 };
+
+use crate::scim::ResourceKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -467,6 +471,30 @@ impl Store {
                         outcome => return outcome,
                     }
                 }
+            }
+        }
+    }
+
+    /// A single create ([`Store::create_resource`]) run as [`Store::grouped`]
+    /// runs writes, except that on SQLite a user goes to the group as data,
+    /// to be written together with the user creates queued beside it.
+    pub async fn create_grouped(
+        &self,
+        audit: &AuditContext,
+        kind: ResourceKind,
+        write: ResourceWrite,
+    ) -> StoreResult<StoredResource> {
+        match &self.group {
+            Some(group) if kind == ResourceKind::User && write.members.is_none() => {
+                group.create_user(audit.clone(), write).await
+            }
+            _ => {
+                let audit = audit.clone();
+                self.grouped(move |store| {
+                    let (audit, write) = (audit.clone(), write.clone());
+                    async move { store.create_resource(&audit, kind, write).await }
+                })
+                .await
             }
         }
     }

@@ -169,8 +169,7 @@ impl Store {
         let mut statements = vec![backend.build(&insert)];
         statements.extend(index_statements(
             backend,
-            tenant_id,
-            [(id.as_str(), write.index.as_slice())],
+            [(tenant_id, id.as_str(), write.index.as_slice())],
         )?);
         let created = Event::success(action(kind, "created"), kind.code(), &id);
         statements.push(record_statement(backend, audit, created));
@@ -202,43 +201,41 @@ impl Store {
         })
     }
 
-    /// Creates resources that name no members (users) as one unit: one
-    /// multi-row INSERT each for their rows, their values and their audit
-    /// events, which is one call to the database where a create alone is
-    /// one too. All are created or none: one taken userName refuses them
-    /// all, and the caller then creates them one by one to learn which.
+    /// Creates resources that name no members (users) as one unit, each
+    /// with its own audit context (several requests' creates may go
+    /// together): one multi-row INSERT each for their rows, their values
+    /// and their audit events, one call to the database for all of them.
+    /// All are created or none: one taken userName refuses them all, and
+    /// the caller then creates them one by one ([`Store::create_resource`])
+    /// to learn which; so they are borrowed, not taken.
     pub async fn create_resources_together(
         &self,
-        audit: &AuditContext,
         kind: ResourceKind,
-        writes: Vec<ResourceWrite>,
+        creates: &[(&AuditContext, &ResourceWrite)],
     ) -> StoreResult<Vec<StoredResource>> {
-        if writes.iter().any(|w| w.members.is_some()) {
+        if creates.iter().any(|(_, w)| w.members.is_some()) {
             return Err(StoreError::Corrupt(
                 "resources with members are created one by one".into(),
             ));
         }
-        let tenant_id = audit.tenant_id.as_str();
         let backend = self.backend();
         let at = scim_timestamp(now());
         let mut insert = resources_insert();
-        let mut created = Vec::with_capacity(writes.len());
-        let mut values = Vec::with_capacity(writes.len());
-        for write in writes {
+        let mut created = Vec::with_capacity(creates.len());
+        for (audit, write) in creates {
             let id = uuid::Uuid::new_v4().to_string();
             let cols = IndexedColumns::of(kind, &write.document);
-            let document = Value::Object(write.document).to_string();
+            let document = serde_json::to_string(&write.document).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             add_resource_row(
                 &mut insert,
-                tenant_id,
+                &audit.tenant_id,
                 kind,
                 &id,
                 &at,
                 cols,
                 &document,
-                write.password_hash,
+                write.password_hash.clone(),
             )?;
-            values.push(write.index);
             created.push(StoredResource {
                 id,
                 kind,
@@ -256,13 +253,16 @@ impl Store {
         let mut statements = vec![backend.build(&insert)];
         statements.extend(index_statements(
             backend,
-            tenant_id,
-            created.iter().zip(&values).map(|(c, v)| (c.id.as_str(), v.as_slice())),
+            created
+                .iter()
+                .zip(creates)
+                .map(|(c, (audit, write))| (audit.tenant_id.as_str(), c.id.as_str(), write.index.as_slice())),
         )?);
         let events = created
             .iter()
-            .map(|c| Event::success(action(kind, "created"), kind.code(), &c.id));
-        statements.push(record_many_statement(backend, audit, events));
+            .zip(creates)
+            .map(|(c, (audit, _))| (*audit, Event::success(action(kind, "created"), kind.code(), &c.id)));
+        statements.push(record_many_statement(backend, events));
         self.writer().write_unit(statements).await.map_err(taken)?;
         Ok(created)
     }
@@ -387,7 +387,7 @@ impl Store {
         }
         let update = backend.build(&update);
         let mut reindex = vec![backend.build(&delete_index(tenant_id, id))];
-        reindex.extend(index_statements(backend, tenant_id, [(id, write.index.as_slice())])?);
+        reindex.extend(index_statements(backend, [(tenant_id, id, write.index.as_slice())])?);
         let replaced = Event::success(audit_action, kind.code(), id);
         match write.members {
             // Nothing to read or walk: the statements go together.
@@ -489,7 +489,7 @@ impl Store {
         let mut reindex = Vec::new();
         if let Some(write) = &write {
             reindex.push(backend.build(&delete_index(tenant_id, id)));
-            reindex.extend(index_statements(backend, tenant_id, [(id, write.index.as_slice())])?);
+            reindex.extend(index_statements(backend, [(tenant_id, id, write.index.as_slice())])?);
         }
         let patched = Event::success(action(kind, "patched"), kind.code(), id);
         let members_unchanged = delta.replace_all.is_none() && delta.add.is_empty() && delta.remove.is_empty();
@@ -825,15 +825,15 @@ fn delete_index(tenant_id: &str, resource_id: &str) -> DeleteStatement {
 }
 
 /// The INSERTs of resources' filterable values, a chunk of rows each:
-/// `(resource id, its rows)` for one resource or several created together.
+/// `(tenant id, resource id, its rows)` for one resource or several
+/// created together.
 fn index_statements<'a>(
     backend: DbBackend,
-    tenant_id: &str,
-    resources: impl IntoIterator<Item = (&'a str, &'a [IndexRow])>,
+    resources: impl IntoIterator<Item = (&'a str, &'a str, &'a [IndexRow])>,
 ) -> StoreResult<Vec<Statement>> {
-    let rows: Vec<(&str, &IndexRow)> = resources
+    let rows: Vec<(&str, &str, &IndexRow)> = resources
         .into_iter()
-        .flat_map(|(resource_id, rows)| rows.iter().map(move |row| (resource_id, row)))
+        .flat_map(|(tenant_id, resource_id, rows)| rows.iter().map(move |row| (tenant_id, resource_id, row)))
         .collect();
     let mut statements = Vec::new();
     for chunk in rows.chunks(INSERT_CHUNK) {
@@ -847,10 +847,10 @@ fn index_statements<'a>(
             "value_folded",
             "value_number",
         ]);
-        for (resource_id, row) in chunk {
+        for (tenant_id, resource_id, row) in chunk {
             insert
                 .values([
-                    tenant_id.into(),
+                    (*tenant_id).into(),
                     (*resource_id).into(),
                     row.attr.clone().into(),
                     row.element.into(),

@@ -195,6 +195,56 @@ async fn a_burst_of_concurrent_writes_keeps_every_acknowledged_one_and_nothing_r
     assert_eq!(audited, 33, "one event per acknowledged create (and the victim's)");
 }
 
+/// Concurrent creates are written together on SQLite (one unit of
+/// multi-row INSERTs per group): each user must still get its own row,
+/// values, answer and audit event.
+#[tokio::test]
+async fn concurrent_creates_each_keep_their_own_values_answer_and_audit_event() {
+    let server = spawn_app().await;
+    let app = &server;
+    const USERS: usize = 48;
+    let creates = (0..USERS).map(|i| async move {
+        let body = json!({
+            "schemas": [USER_SCHEMA, ENTERPRISE],
+            "userName": format!("each{i:02}@example.com"),
+            "emails": [{ "value": format!("inbox{i:02}@example.com"), "type": "work" }],
+            ENTERPRISE: { "employeeNumber": format!("N{i:02}") },
+        });
+        let response = app.post("/scim/v2/Users", &body).await;
+        assert_eq!(response.status(), 201, "create {i}");
+        let created: Value = response.json().await.expect("json");
+        (i, created)
+    });
+    let created = futures_util::future::join_all(creates).await;
+    let mut ids = Vec::new();
+    for (i, body) in &created {
+        assert_eq!(body["userName"], format!("each{i:02}@example.com"), "{body}");
+        assert_eq!(body[ENTERPRISE]["employeeNumber"], format!("N{i:02}"), "{body}");
+        let id = body["id"].as_str().expect("id").to_string();
+        let filter = format!("/scim/v2/Users?filter=emails.value%20eq%20%22inbox{i:02}@example.com%22");
+        let found: Value = app.get(&filter).await.json().await.expect("json");
+        assert_eq!(found["totalResults"], 1, "{found}");
+        assert_eq!(found["Resources"][0]["id"], json!(id), "{found}");
+        assert_eq!(found["Resources"][0]["userName"], body["userName"], "{found}");
+        ids.push(id);
+    }
+    let events: Value = app
+        .get("/admin/v1/audit-events?action=user.created&limit=500")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let mut audited: Vec<String> = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["target"]["id"].as_str().expect("target id").to_string())
+        .collect();
+    audited.sort();
+    ids.sort();
+    assert_eq!(audited, ids, "one user.created event per user, naming it");
+}
+
 #[tokio::test]
 async fn replace_user_changes_attributes_and_bumps_version() {
     let app = spawn_app().await;
