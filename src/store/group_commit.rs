@@ -86,16 +86,7 @@ impl GroupCommit {
         let job: Job = Box::new(move |store| {
             Box::pin(async move {
                 let outcome = write(store).await;
-                Box::new(move |committed: Result<(), &str>| {
-                    let outcome = match (outcome, committed) {
-                        // A write that failed changed nothing: its own error stands.
-                        (Err(e), _) => Err(e),
-                        (Ok(value), Ok(())) => Ok(value),
-                        (Ok(_), Err(why)) => Err(not_saved(why)),
-                    };
-                    // The requester may have gone; the write stands regardless.
-                    let _ = answer.send(outcome);
-                }) as Delivery
+                deliver(answer, outcome)
             })
         });
         self.send(Queued::Write(job)).await?;
@@ -217,7 +208,7 @@ async fn create_users(batch: &Store, creates: &mut Vec<UserCreate>, deliveries: 
     match together {
         Some(Ok(created)) => {
             for (create, stored) in creates.into_iter().zip(created) {
-                deliveries.push(deliver_create(create.answer, Ok(stored)));
+                deliveries.push(deliver(create.answer, Ok(stored)));
             }
         }
         refused => {
@@ -229,7 +220,7 @@ async fn create_users(batch: &Store, creates: &mut Vec<UserCreate>, deliveries: 
                     .catch_unwind()
                     .await;
                 match outcome {
-                    Ok(outcome) => deliveries.push(deliver_create(answer, outcome)),
+                    Ok(outcome) => deliveries.push(deliver(answer, outcome)),
                     Err(_) => {
                         tracing::error!("a create panicked; its group is rolled back");
                         return false;
@@ -241,17 +232,16 @@ async fn create_users(batch: &Store, creates: &mut Vec<UserCreate>, deliveries: 
     true
 }
 
-/// How a create's outcome is answered once its group is committed or not.
-fn deliver_create(
-    answer: oneshot::Sender<StoreResult<StoredResource>>,
-    outcome: StoreResult<StoredResource>,
-) -> Delivery {
+/// How a write's outcome is answered once its group is committed or not.
+fn deliver<T: Send + 'static>(answer: oneshot::Sender<StoreResult<T>>, outcome: StoreResult<T>) -> Delivery {
     Box::new(move |committed: Result<(), &str>| {
         let outcome = match (outcome, committed) {
+            // A write that failed changed nothing: its own error stands.
             (Err(e), _) => Err(e),
-            (Ok(stored), Ok(())) => Ok(stored),
+            (Ok(value), Ok(())) => Ok(value),
             (Ok(_), Err(why)) => Err(not_saved(why)),
         };
+        // The requester may have gone; the write stands regardless.
         let _ = answer.send(outcome);
     })
 }
