@@ -12,7 +12,7 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sea_orm::sea_query::{
-    Alias, DeleteStatement, Expr, ExprTrait, InsertStatement, OnConflict, Order, Query, SelectStatement, SimpleExpr,
+    Alias, DeleteStatement, Expr, ExprTrait, OnConflict, Order, Query, SelectStatement, SimpleExpr,
 };
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value as DbValue};
 use serde_json::{Map, Value};
@@ -147,58 +147,28 @@ impl Store {
         kind: ResourceKind,
         write: ResourceWrite,
     ) -> StoreResult<StoredResource> {
-        let tenant_id = audit.tenant_id.as_str();
-        let backend = self.backend();
-        let id = uuid::Uuid::new_v4().to_string();
-        let at = scim_timestamp(now());
-        let cols = IndexedColumns::of(kind, &write.document);
-        let document = Value::Object(write.document).to_string();
-        let mut insert = resources_insert();
-        add_resource_row(
-            &mut insert,
-            tenant_id,
-            kind,
-            &id,
-            &at,
-            cols,
-            &document,
-            write.password_hash,
-        )?;
-        // The only statement that can refuse the input (a taken userName)
-        // comes first.
-        let mut statements = vec![backend.build(&insert)];
-        statements.extend(index_statements(
-            backend,
-            [(tenant_id, id.as_str(), write.index.as_slice())],
-        )?);
-        let created = Event::success(action(kind, "created"), kind.code(), &id);
-        statements.push(record_statement(backend, audit, created));
+        let (mut created, statements) = new_resources(self.backend(), kind, &[(audit, &write)])?;
+        let created = created
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("a create built no resource".into()))?;
         match &write.members {
             // A user, or a group without members: nothing to read first,
             // so the statements go together.
             None => self.writer().write_unit(statements).await.map_err(taken)?,
             Some(refs) => {
+                let tenant_id = audit.tenant_id.as_str();
                 let txn = self.writer().begin().await?;
-                let members = resolve_members(&txn, tenant_id, &id, refs).await?;
+                let members = resolve_members(&txn, tenant_id, &created.id, refs).await?;
                 for statement in statements {
                     txn.execute_raw(statement).await.map_err(taken)?;
                 }
-                insert_members(&txn, tenant_id, &id, &members).await?;
+                insert_members(&txn, tenant_id, &created.id, &members).await?;
                 let joined: Vec<String> = members.iter().map(|(m, _)| m.clone()).collect();
-                touch_users_from(&txn, tenant_id, &joined, &at).await?;
+                touch_users_from(&txn, tenant_id, &joined, &created.created).await?;
                 txn.commit().await?;
             }
         }
-        Ok(StoredResource {
-            id,
-            kind,
-            document: Document::Text(document),
-            version: 1,
-            created: at.clone(),
-            last_modified: at,
-            members: None,
-            groups: None,
-        })
+        Ok(created)
     }
 
     /// Creates resources that name no members (users) as one unit, each
@@ -218,51 +188,10 @@ impl Store {
                 "resources with members are created one by one".into(),
             ));
         }
-        let backend = self.backend();
-        let at = scim_timestamp(now());
-        let mut insert = resources_insert();
-        let mut created = Vec::with_capacity(creates.len());
-        for (audit, write) in creates {
-            let id = uuid::Uuid::new_v4().to_string();
-            let cols = IndexedColumns::of(kind, &write.document);
-            let document = serde_json::to_string(&write.document).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            add_resource_row(
-                &mut insert,
-                &audit.tenant_id,
-                kind,
-                &id,
-                &at,
-                cols,
-                &document,
-                write.password_hash.clone(),
-            )?;
-            created.push(StoredResource {
-                id,
-                kind,
-                document: Document::Text(document),
-                version: 1,
-                created: at.clone(),
-                last_modified: at.clone(),
-                members: None,
-                groups: None,
-            });
+        if creates.is_empty() {
+            return Ok(Vec::new());
         }
-        if created.is_empty() {
-            return Ok(created);
-        }
-        let mut statements = vec![backend.build(&insert)];
-        statements.extend(index_statements(
-            backend,
-            created
-                .iter()
-                .zip(creates)
-                .map(|(c, (audit, write))| (audit.tenant_id.as_str(), c.id.as_str(), write.index.as_slice())),
-        )?);
-        let events = created
-            .iter()
-            .zip(creates)
-            .map(|(c, (audit, _))| (*audit, Event::success(action(kind, "created"), kind.code(), &c.id)));
-        statements.push(record_many_statement(backend, events));
+        let (created, statements) = new_resources(self.backend(), kind, creates)?;
         self.writer().write_unit(statements).await.map_err(taken)?;
         Ok(created)
     }
@@ -865,58 +794,80 @@ fn index_statements<'a>(
     Ok(statements)
 }
 
-/// An INSERT into `scim_resources` awaiting its rows ([`add_resource_row`]).
-fn resources_insert() -> InsertStatement {
-    Query::insert()
-        .into_table("scim_resources")
-        .columns([
-            "id",
-            "tenant_id",
-            "resource_type",
-            "user_name",
-            "user_name_folded",
-            "external_id",
-            "display_name",
-            "display_name_folded",
-            "document",
-            "password_hash",
-            "version",
-            "created_at",
-            "last_modified",
-        ])
-        .to_owned()
-}
-
-/// Adds the row of a new resource (version 1) to `insert`.
-#[allow(clippy::too_many_arguments)]
-fn add_resource_row(
-    insert: &mut InsertStatement,
-    tenant_id: &str,
+/// The statements that create new resources (version 1), each with its own
+/// audit context, and the resources as they will be stored: one multi-row
+/// INSERT for their rows, then their values and their audit events. The
+/// only statement that can refuse the input (a taken userName) comes first.
+/// Members, if any, are the caller's to write.
+fn new_resources(
+    backend: DbBackend,
     kind: ResourceKind,
-    id: &str,
-    at: &str,
-    cols: IndexedColumns,
-    document: &str,
-    password_hash: Option<String>,
-) -> StoreResult<()> {
-    insert
-        .values([
-            id.into(),
-            tenant_id.into(),
-            kind.code().into(),
-            cols.user_name.clone().into(),
-            cols.user_name.as_deref().map(str::to_lowercase).into(),
-            cols.external_id.into(),
-            cols.display_name.clone().into(),
-            cols.display_name.as_deref().map(str::to_lowercase).into(),
-            document.into(),
-            password_hash.into(),
-            1i64.into(),
-            at.into(),
-            at.into(),
-        ])
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(())
+    creates: &[(&AuditContext, &ResourceWrite)],
+) -> StoreResult<(Vec<StoredResource>, Vec<Statement>)> {
+    let at = scim_timestamp(now());
+    let mut insert = Query::insert();
+    insert.into_table("scim_resources").columns([
+        "id",
+        "tenant_id",
+        "resource_type",
+        "user_name",
+        "user_name_folded",
+        "external_id",
+        "display_name",
+        "display_name_folded",
+        "document",
+        "password_hash",
+        "version",
+        "created_at",
+        "last_modified",
+    ]);
+    let mut created = Vec::with_capacity(creates.len());
+    for (audit, write) in creates {
+        let id = uuid::Uuid::new_v4().to_string();
+        let cols = IndexedColumns::of(kind, &write.document);
+        let document = serde_json::to_string(&write.document).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        insert
+            .values([
+                id.as_str().into(),
+                audit.tenant_id.as_str().into(),
+                kind.code().into(),
+                cols.user_name.clone().into(),
+                cols.user_name.as_deref().map(str::to_lowercase).into(),
+                cols.external_id.into(),
+                cols.display_name.clone().into(),
+                cols.display_name.as_deref().map(str::to_lowercase).into(),
+                document.as_str().into(),
+                write.password_hash.clone().into(),
+                1i64.into(),
+                at.as_str().into(),
+                at.as_str().into(),
+            ])
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        created.push(StoredResource {
+            id,
+            kind,
+            document: Document::Text(document),
+            version: 1,
+            created: at.clone(),
+            last_modified: at.clone(),
+            members: None,
+            groups: None,
+        });
+    }
+    let mut statements = vec![backend.build(&insert)];
+    statements.extend(index_statements(
+        backend,
+        created
+            .iter()
+            .zip(creates)
+            .map(|(c, (audit, write))| (audit.tenant_id.as_str(), c.id.as_str(), write.index.as_slice())),
+    )?);
+    let events = created
+        .iter()
+        .zip(creates)
+        .map(|(c, (audit, _))| (*audit, Event::success(action(kind, "created"), kind.code(), &c.id)));
+    statements.push(record_many_statement(backend, events));
+    Ok((created, statements))
 }
 
 /// Checks that every member exists in the tenant and fills in its type.
