@@ -34,7 +34,7 @@ use direct::DirectReads;
 use group_commit::GroupCommit;
 use resources::{ResourceWrite, StoredResource};
 use scimd_migrations::{Migrator, MigratorTrait};
-use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
     QueryResult, SqlErr, Statement, TransactionTrait,
@@ -566,8 +566,42 @@ fn sqlite_options(url: &str, max_connections: u32, writer: bool) -> ConnectOptio
             } else {
                 o
             }
+        })
+        .map_sqlx_sqlite_pool_opts(|pool| {
+            pool.after_connect(|conn, _| Box::pin(async move { plan_without_bound_values(conn).await }))
         });
     opts
+}
+
+/// Turns on SQLite's query planner stability guarantee for a pool
+/// connection, as [`direct`] does for its own: without it a statement whose
+/// `LIMIT ?` is bound again (every page, every filtered list) is compiled
+/// anew on each run.
+async fn plan_without_bound_values(conn: &mut SqliteConnection) -> Result<(), sea_orm::sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr();
+    #[expect(
+        unsafe_code,
+        reason = "one FFI call on the handle of an open connection, as sqlx makes its own"
+    )]
+    // SAFETY: `db` is the open connection `handle` holds locked; with this
+    // option the call reads two integer arguments, and a null pointer for
+    // the previous value is allowed.
+    let code = unsafe {
+        rusqlite::ffi::sqlite3_db_config(
+            db,
+            rusqlite::ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
+            1 as std::ffi::c_int,
+            std::ptr::null_mut::<std::ffi::c_int>(),
+        )
+    };
+    if code == rusqlite::ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(sea_orm::sqlx::Error::Configuration(
+            format!("SQLite refused the query planner stability guarantee (code {code})").into(),
+        ))
+    }
 }
 
 /// A short random pause before running again a write that lost a lock
@@ -615,6 +649,30 @@ mod tests {
             .await
             .expect("select");
         rows.iter().map(|r| r.try_get("", "v").expect("v")).collect()
+    }
+
+    /// Both pools' connections plan without bound values (see
+    /// [`plan_without_bound_values`]).
+    #[tokio::test]
+    async fn sqlite_pool_connections_have_the_planner_stability_guarantee() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = sqlite_store_with_table(&dir).await;
+        for pool in [&store.pools.0, &store.pools.1] {
+            let mut conn = pool.get_sqlite_connection_pool().acquire().await.expect("acquire");
+            let mut handle = conn.lock_handle().await.expect("lock");
+            let mut enabled: std::ffi::c_int = -1;
+            #[expect(unsafe_code, reason = "reads an integer option of an open connection")]
+            // SAFETY: an open, locked handle; -1 asks for the current value only.
+            unsafe {
+                rusqlite::ffi::sqlite3_db_config(
+                    handle.as_raw_handle().as_ptr(),
+                    rusqlite::ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
+                    -1 as std::ffi::c_int,
+                    &mut enabled as *mut std::ffi::c_int,
+                )
+            };
+            assert_eq!(enabled, 1);
+        }
     }
 
     /// The rest of a guarded unit stays only if its guard changed a row.
