@@ -12,6 +12,7 @@ mod m20261123_000004_list_order_index;
 mod m20261123_000005_membership_id_collation;
 mod m20261123_000006_resource_counts;
 mod m20261206_000007_postgres_resource_counts;
+mod m20261206_000008_sqlite_planner_statistics;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_membership_id_collation::Migration),
             Box::new(m20261123_000006_resource_counts::Migration),
             Box::new(m20261206_000007_postgres_resource_counts::Migration),
+            Box::new(m20261206_000008_sqlite_planner_statistics::Migration),
         ]
     }
 }

@@ -574,6 +574,12 @@ async fn common_lookups_are_planned_on_indexes() {
             "ix_scim_resources_last_modified",
         ),
         (
+            User,
+            r#"meta.lastModified gt "2101-01-01T00:00:00Z""#,
+            "ix_scim_resources_last_modified",
+        ),
+        (User, r#"name.familyName eq "Jensen""#, "ix_scim_values_folded"),
+        (
             Group,
             r#"members.value eq "2819c223-7f76-453a-919d-413861904646""#,
             "ix_group_members_member",
@@ -595,8 +601,11 @@ async fn common_lookups_are_planned_on_indexes() {
         assert!(plan.contains(index), "{filter} should use {index}:\n{plan}");
         let scans = plan.lines().any(|l| {
             (l.contains("SCAN") && !l.contains("USING") && !l.contains("SCAN below"))
-                // An index searched by tenant alone is a pass over the tenant.
+                // An index searched by tenant alone is a pass over the
+                // tenant; by tenant and type alone (the list order's index),
+                // over its Users or Groups.
                 || l.contains("(tenant_id=?)")
+                || l.contains("(tenant_id=? AND resource_type=?)")
                 || l.contains("Seq Scan on scim_resources")
                 || l.contains("Seq Scan on group_members")
                 // PostgreSQL: an id compared under another collation than
