@@ -98,8 +98,9 @@ impl DirectReads {
         // whatever the value: every page and `userName eq` lookup was
         // compiled anew (a fifth of a lookup's CPU). The query planner
         // stability guarantee plans without bound values, so a cached
-        // statement stays prepared. It costs nothing here: no statistics
-        // tables, and no LIKE whose pattern would pick an index.
+        // statement stays prepared. It costs nothing here: the planner's
+        // statistics (migration 8) hold no values, and no LIKE pattern
+        // would pick an index.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .map_err(read_error)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
