@@ -282,18 +282,25 @@ mod tests {
         assert_eq!(path("postgres://postgres@127.0.0.1/test"), None);
     }
 
-    #[test]
-    fn rows_decode_by_column_name_and_parameters_bind_as_sqlx_binds_them() {
+    /// Direct reads on a new SQLite file set up by `setup`, in a temporary
+    /// directory the test removes.
+    fn direct_reads_on(setup: &str) -> (PathBuf, DirectReads) {
         let dir = std::env::temp_dir().join(format!("scimd-direct-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("t.db");
-        let setup = Connection::open(&file).expect("open");
-        setup
-            .execute_batch(
-                "CREATE TABLE t (name TEXT, n INTEGER, x REAL); INSERT INTO t VALUES ('a', 1, 0.5), (NULL, 2, NULL);",
-            )
+        Connection::open(&file)
+            .expect("open")
+            .execute_batch(setup)
             .expect("setup");
         let direct = DirectReads::for_url(&format!("sqlite://{}", file.display())).expect("file url");
+        (dir, direct)
+    }
+
+    #[test]
+    fn rows_decode_by_column_name_and_parameters_bind_as_sqlx_binds_them() {
+        let (dir, direct) = direct_reads_on(
+            "CREATE TABLE t (name TEXT, n INTEGER, x REAL); INSERT INTO t VALUES ('a', 1, 0.5), (NULL, 2, NULL);",
+        );
         let stmt = Statement::from_sql_and_values(
             sea_orm::DbBackend::Sqlite,
             "SELECT name, n, x, n = 1 AS first FROM t WHERE n >= ? AND ? ORDER BY n",
@@ -321,14 +328,8 @@ mod tests {
 
     #[test]
     fn a_cached_statement_with_a_bound_limit_is_not_prepared_again() {
-        let dir = std::env::temp_dir().join(format!("scimd-direct-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let file = dir.join("t.db");
-        let setup = Connection::open(&file).expect("open");
-        setup
-            .execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3);")
-            .expect("setup");
-        let direct = DirectReads::for_url(&format!("sqlite://{}", file.display())).expect("file url");
+        let (dir, direct) =
+            direct_reads_on("CREATE TABLE t (n INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3);");
         let sql = "SELECT n FROM t ORDER BY n LIMIT ? OFFSET ?";
         for (limit, offset, expected) in [(2, 0, vec![1, 2]), (2, 1, vec![2, 3]), (1, 2, vec![3])] {
             let page = Statement::from_sql_and_values(
