@@ -139,6 +139,7 @@ impl Store {
             Some(sort) => Some((translator.sort_key(&sort.attr).map_err(unsupported)?, sort.descending)),
             None => None,
         };
+        let sort_key_always_present = spec.sort.is_some_and(|sort| always_present(kind, sort.attr.source));
         // An unsorted page by cursor or near the list's start, unfiltered or
         // found by index lookup (`userName eq "…"`, what IdPs ask before each
         // create), is a bounded read: SQLite runs it on the request's thread
@@ -166,9 +167,15 @@ impl Store {
         }
         let mut page = scoped(select_resources());
         if let Some((key, descending)) = &sort {
-            // Resources without a value sort last in both directions (on both backends).
+            // Resources without a value sort last in both directions (on both
+            // backends). Where every resource has one, the term is left out:
+            // it would keep the key's index (`userName`'s) from giving the
+            // order, and every page would sort the whole list (16 ms against
+            // 0.1 ms for a page at 10,000 users on SQLite).
             page.expr_as(key.clone(), Alias::new("sort_value"));
-            page.order_by_expr(portable(backend, "($1) IS NULL", [key.clone()]), Order::Asc);
+            if !sort_key_always_present {
+                page.order_by_expr(portable(backend, "($1) IS NULL", [key.clone()]), Order::Asc);
+            }
             page.order_by_expr(key.clone(), if *descending { Order::Desc } else { Order::Asc });
         }
         order_by_creation(&mut page);
@@ -210,6 +217,18 @@ impl Store {
         let mut resources: Vec<StoredResource> = rows.into_iter().map(|(resource, _)| resource).collect();
         self.load_derived(db, tenant_id, &mut resources, load).await?;
         Ok(QueryPage { total, resources, next })
+    }
+}
+
+/// Whether every resource of `kind` has a value of the attribute: the
+/// ones the database fills in, and the ones the schema requires (a User's
+/// `userName`, a Group's `displayName`).
+fn always_present(kind: ResourceKind, source: AttrSource) -> bool {
+    match source {
+        AttrSource::Id | AttrSource::MetaCreated | AttrSource::MetaLastModified => true,
+        AttrSource::UserName => kind == ResourceKind::User,
+        AttrSource::DisplayName => kind == ResourceKind::Group,
+        _ => false,
     }
 }
 
