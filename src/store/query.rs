@@ -546,22 +546,22 @@ impl Translator {
         };
         let textual = !matches!(operand, Operand::Number(_));
         let ordered = |sql: &'static str| -> Expr {
-            if textual && self.backend == DbBackend::Postgres {
-                // Code-point order, as SQLite's BINARY collation and the evaluator.
-                portable(self.backend, sql_collated(sql), [column.clone(), value.clone()])
-            } else if self.backend == DbBackend::Sqlite {
-                // SQLite guesses a range selects a quarter of the rows of a
-                // tenant (migration 8's statistics make that many), and would
-                // rather walk the whole list in order than sort so many. A
-                // range asked of a directory (`meta.lastModified gt "<last
-                // sync>"`) selects few: said so, its index is searched and
-                // the few sorted.
-                Func::cust("unlikely")
-                    .arg(portable(self.backend, sql, [column.clone(), value.clone()]))
-                    .into()
+            // Code-point order on PostgreSQL, as SQLite's BINARY collation and the evaluator.
+            let sql = if textual && self.backend == DbBackend::Postgres {
+                sql_collated(sql)
             } else {
-                portable(self.backend, sql, [column.clone(), value.clone()])
+                sql
+            };
+            let compared = portable(self.backend, sql, [column.clone(), value.clone()]);
+            if self.backend != DbBackend::Sqlite {
+                return compared;
             }
+            // SQLite guesses a range selects a quarter of the rows of a
+            // tenant (migration 8's statistics make that many), and would
+            // rather walk the whole list in order than sort so many. A range
+            // asked of a directory (`meta.lastModified gt "<last sync>"`)
+            // selects few: said so, its index is searched and the few sorted.
+            Func::cust("unlikely").arg(compared).into()
         };
         Ok(match op {
             CompareOp::Eq => column.eq(value),
