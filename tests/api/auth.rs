@@ -280,7 +280,7 @@ async fn steady_state_verification_does_not_recompute_argon2() {
 async fn disabling_a_key_on_one_instance_stops_it_on_another_within_a_second() {
     let first = spawn_app().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let second = crate::helpers::spawn_with(dir, first.data_dir.join("second"), first.database_url.clone()).await;
+    let second = crate::helpers::spawn_with(dir, first.data_dir.join("second"), &first).await;
     let key = first.key_with_scopes(&[Scope::UsersRead]).await;
     let key_id = &key[..32];
     // Both instances have verified and cached the key.

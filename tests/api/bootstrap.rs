@@ -49,7 +49,7 @@ async fn a_restart_on_the_same_database_does_not_bootstrap_again() {
     let app = spawn_app().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("data");
-    let again = spawn_with(dir, data_dir.clone(), app.database_url.clone()).await;
+    let again = spawn_with(dir, data_dir.clone(), &app).await;
     assert!(bootstrap_key_files(&data_dir).is_empty(), "no second key file");
     // The first key still works against the restarted instance.
     let response = again

@@ -3,6 +3,7 @@
 //! `SCIMD_TEST_DATABASE_URL` names a server), talked to over real HTTP.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::Utc;
 use reqwest::{Method, RequestBuilder, Response};
@@ -29,11 +30,50 @@ pub struct TestApp {
     pub admin_key: String,
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// Shared by the instances a test starts on one database; the last one
+    /// to go drops it.
+    database: Arc<TestDatabase>,
     _dir: tempfile::TempDir,
 }
 
+/// A test's own database. A PostgreSQL one is dropped when the test is done,
+/// so a developer's server does not collect one database per test per run.
+struct TestDatabase {
+    /// `(server database URL, database name)`, for PostgreSQL.
+    postgres: Option<(String, String)>,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime, which cannot be blocked on;
+        // a thread of its own with its own runtime can. FORCE ends the
+        // connections of the server still running in the test's runtime.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let admin = Database::connect(admin_url.as_str()).await?;
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await?;
+                admin.close().await
+            })
+        })
+        .join();
+        // A database left behind costs disk, not correctness: say so, don't fail.
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("test database was not dropped: {dropped:?}");
+        }
+    }
+}
+
 /// A fresh database URL: SQLite in `dir`, or a new PostgreSQL database.
-async fn fresh_database(dir: &std::path::Path) -> String {
+async fn fresh_database(dir: &std::path::Path) -> (String, TestDatabase) {
     match std::env::var("SCIMD_TEST_DATABASE_URL") {
         Ok(url) if url.starts_with("postgres") => {
             let (server, base_db) = url.rsplit_once('/').expect("database URL has a path");
@@ -45,9 +85,18 @@ async fn fresh_database(dir: &std::path::Path) -> String {
                 .await
                 .expect("create test database");
             admin.close().await.expect("close");
-            format!("{server}/{name}")
+            (
+                format!("{server}/{name}"),
+                TestDatabase {
+                    postgres: Some((url.clone(), name)),
+                },
+            )
         }
-        _ => format!("sqlite://{}/scimd.db", dir.display()),
+        _ => (
+            format!("sqlite://{}/scimd.db", dir.display()),
+            // The temporary directory holds the file and removes it.
+            TestDatabase { postgres: None },
+        ),
     }
 }
 
@@ -75,18 +124,20 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_configured(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("data");
-    let database_url = fresh_database(dir.path()).await;
-    let mut settings = test_settings(data_dir.clone(), database_url.clone());
+    let (database_url, database) = fresh_database(dir.path()).await;
+    let mut settings = test_settings(data_dir.clone(), database_url);
     configure(&mut settings);
-    start(dir, settings).await
+    start(dir, settings, Arc::new(database)).await
 }
 
-/// Starts an application on an existing data dir and database (restarts).
-pub async fn spawn_with(dir: tempfile::TempDir, data_dir: PathBuf, database_url: String) -> TestApp {
-    start(dir, test_settings(data_dir, database_url)).await
+/// Starts another application on `existing`'s database, with the data dir
+/// given (a restart, or a second instance).
+pub async fn spawn_with(dir: tempfile::TempDir, data_dir: PathBuf, existing: &TestApp) -> TestApp {
+    let settings = test_settings(data_dir, existing.database_url.clone());
+    start(dir, settings, Arc::clone(&existing.database)).await
 }
 
-async fn start(dir: tempfile::TempDir, settings: Settings) -> TestApp {
+async fn start(dir: tempfile::TempDir, settings: Settings, database: Arc<TestDatabase>) -> TestApp {
     let (data_dir, database_url) = (settings.data_dir.clone(), settings.database_url.clone());
     let app = Application::build(settings).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -98,6 +149,7 @@ async fn start(dir: tempfile::TempDir, settings: Settings) -> TestApp {
         admin_key,
         data_dir,
         database_url,
+        database,
         _dir: dir,
     }
 }
