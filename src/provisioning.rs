@@ -378,8 +378,11 @@ impl Provisioning {
         list_response(found.total, paging, &resources)
     }
 
-    /// Root `POST /.search`: Users then Groups, paged as one list. A filter
-    /// naming an attribute one type lacks matches nothing of that type.
+    /// Root `POST /.search`: Users then Groups, paged as one list. A test of
+    /// an attribute one type lacks is false for that type's resources
+    /// ([`filter::validate_across`]). Sorted by an attribute one type lacks,
+    /// that type's resources have no value to sort by, so they come after the
+    /// other's, as missing values do.
     pub async fn search_all(
         &self,
         scope: &Scope<'_>,
@@ -387,13 +390,37 @@ impl Provisioning {
         projections: [&Projection; 2],
     ) -> ScimResult<Vec<u8>> {
         let kinds = [ResourceKind::User, ResourceKind::Group];
-        let queries: Vec<ScimResult<CompiledQuery>> = kinds.iter().map(|k| self.compile_query(*k, request)).collect();
-        if let Some(Err(e)) = queries
+        let filters = match request.filter.map(str::trim) {
+            Some(text) if !text.is_empty() => {
+                let expr = filter::parse_expression(text)?;
+                filter::validate_across(self.registry, &kinds, &expr)?
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            }
+            _ => vec![None; kinds.len()],
+        };
+        let sorts: Vec<ScimResult<Option<SortSpec>>> = kinds.iter().map(|k| self.compile_sort(*k, request)).collect();
+        if let Some(Err(e)) = sorts
             .iter()
-            .find(|q| q.is_err())
-            .filter(|_| queries.iter().all(Result::is_err))
+            .find(|s| s.is_err())
+            .filter(|_| sorts.iter().all(Result::is_err))
         {
             return Err(e.clone());
+        }
+        let mut queries: Vec<(ResourceKind, CompiledQuery, &Projection)> = kinds
+            .into_iter()
+            .zip(filters)
+            .zip(sorts)
+            .zip(projections)
+            .map(|(((kind, filter), sort), projection)| {
+                let sort = sort.ok().flatten();
+                (kind, CompiledQuery { filter, sort }, projection)
+            })
+            .collect();
+        if request.sort_by.is_some_and(|s| !s.trim().is_empty()) {
+            // Stable: Users stay first unless only Groups have the attribute.
+            queries.sort_by_key(|(_, query, _)| query.sort.is_none());
         }
         if request.cursor.is_some() {
             return Err(ScimError::bad_request(
@@ -406,8 +433,7 @@ impl Provisioning {
         let mut remaining = count;
         let mut total = 0;
         let mut resources = Vec::new();
-        for ((kind, query), projection) in kinds.iter().zip(&queries).zip(projections) {
-            let Ok(query) = query else { continue };
+        for (kind, query, projection) in &queries {
             let spec = ListSpec {
                 filter: query.filter.as_ref(),
                 sort: query.sort.as_ref(),
@@ -434,7 +460,12 @@ impl Provisioning {
             Some(text) if !text.is_empty() => Some(filter::parse_filter(self.registry, kind, text)?),
             _ => None,
         };
-        let sort = match request.sort_by.map(str::trim) {
+        let sort = self.compile_sort(kind, request)?;
+        Ok(CompiledQuery { filter, sort })
+    }
+
+    fn compile_sort(&self, kind: ResourceKind, request: &ListRequest<'_>) -> ScimResult<Option<SortSpec>> {
+        Ok(match request.sort_by.map(str::trim) {
             Some(path) if !path.is_empty() => {
                 let parsed = filter::parse_attr_path(path).map_err(|_| invalid_sort(path))?;
                 let attr = filter::attr_ref(self.registry, kind, &parsed).map_err(|_| invalid_sort(path))?;
@@ -451,8 +482,7 @@ impl Provisioning {
                 Some(SortSpec { attr, descending })
             }
             _ => None,
-        };
-        Ok(CompiledQuery { filter, sort })
+        })
     }
 
     async fn prepare_write(

@@ -74,6 +74,9 @@ pub enum Filter {
     Compare(AttrRef, CompareOp, Operand),
     /// `attr[filter]`: the inner filter's AttrRefs are sub-attributes of `attr`, and must match within ONE element.
     ValuePath(AttrRef, Box<Filter>),
+    /// A test of an attribute the resource type does not define, in a search
+    /// across types ([`validate_across`]): unassigned, so false.
+    Undefined,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -303,7 +306,56 @@ pub fn parse_expression(text: &str) -> ScimResult<Expr> {
 
 /// Validates a parsed filter against the schemas of `kind`.
 pub fn validate(reg: &SchemaRegistry, kind: ResourceKind, expr: &Expr) -> ScimResult<Filter> {
-    Validator { reg, kind }.expr(expr, None)
+    Validator {
+        reg,
+        kind,
+        undefined_is_false: false,
+    }
+    .expr(expr, None)
+}
+
+/// Validates the filter of a search across resource types (root `/.search`),
+/// one filter per kind. An attribute one type does not define is unassigned
+/// in its resources, so a test of it is false there ([`Filter::Undefined`]),
+/// as on any absent attribute: `userName eq "x" or displayName eq "y"` finds
+/// groups by name. An attribute no type defines is still an error.
+pub fn validate_across(reg: &SchemaRegistry, kinds: &[ResourceKind], expr: &Expr) -> ScimResult<Vec<Filter>> {
+    if let Some((path, pos)) = top_level_paths(expr)
+        .into_iter()
+        .find(|(path, _)| kinds.iter().all(|k| reg.resolve_path(*k, &path.to_string()).is_none()))
+    {
+        let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+        return Err(invalid_filter(format!(
+            "unknown attribute \"{path}\" at position {pos} for {} resources",
+            names.join(" and ")
+        )));
+    }
+    kinds
+        .iter()
+        .map(|&kind| {
+            Validator {
+                reg,
+                kind,
+                undefined_is_false: true,
+            }
+            .expr(expr, None)
+        })
+        .collect()
+}
+
+/// The attribute paths a filter tests outside value filters, with positions.
+fn top_level_paths(expr: &Expr) -> Vec<(&AttrPath, usize)> {
+    match expr {
+        Expr::And(a, b) | Expr::Or(a, b) => {
+            let mut paths = top_level_paths(a);
+            paths.extend(top_level_paths(b));
+            paths
+        }
+        Expr::Not(inner) => top_level_paths(inner),
+        Expr::Present { path, pos } | Expr::Compare { path, pos, .. } | Expr::ValuePath { path, pos, .. } => {
+            vec![(path, *pos)]
+        }
+    }
 }
 
 /// Validates `path[inner]` (as a PATCH path carries it) into a
@@ -314,13 +366,22 @@ pub fn validate_value_path(
     path: &AttrPath,
     inner: &Expr,
 ) -> ScimResult<Filter> {
-    Validator { reg, kind }.value_path(path, inner, 0)
+    Validator {
+        reg,
+        kind,
+        undefined_is_false: false,
+    }
+    .value_path(path, inner, 0)
 }
 
 /// Resolves an attribute path to a reference, as `sortBy` needs; errors are
 /// `invalidFilter`.
 pub fn attr_ref(reg: &SchemaRegistry, kind: ResourceKind, path: &AttrPath) -> ScimResult<AttrRef> {
-    let v = Validator { reg, kind };
+    let v = Validator {
+        reg,
+        kind,
+        undefined_is_false: false,
+    };
     let resolved = v.resolve(path, 0, None)?;
     v.attr_ref(&resolved, path, 0)
 }
@@ -894,11 +955,21 @@ fn is_json_number(word: &str) -> bool {
 struct Validator<'r> {
     reg: &'r SchemaRegistry,
     kind: ResourceKind,
+    /// A test of an attribute `kind` does not define is [`Filter::Undefined`]
+    /// rather than an error (searches across types).
+    undefined_is_false: bool,
 }
 
 impl<'r> Validator<'r> {
     /// `outer` is the attribute of the enclosing value filter, if any.
     fn expr(&self, expr: &Expr, outer: Option<&AttrPath>) -> ScimResult<Filter> {
+        if let Expr::Present { path, .. } | Expr::Compare { path, .. } | Expr::ValuePath { path, .. } = expr
+            && self.undefined_is_false
+            && outer.is_none()
+            && self.reg.resolve_path(self.kind, &path.to_string()).is_none()
+        {
+            return Ok(Filter::Undefined);
+        }
         Ok(match expr {
             Expr::And(a, b) => Filter::And(Box::new(self.expr(a, outer)?), Box::new(self.expr(b, outer)?)),
             Expr::Or(a, b) => Filter::Or(Box::new(self.expr(a, outer)?), Box::new(self.expr(b, outer)?)),
@@ -1140,6 +1211,7 @@ fn eval(filter: &Filter, scope: Scope<'_>) -> bool {
             .into_iter()
             .filter(|e| e.is_object())
             .any(|e| eval(inner, Scope::Element(e))),
+        Filter::Undefined => false,
     }
 }
 
@@ -1308,6 +1380,7 @@ mod tests {
             Filter::Present(attr) => format!("{} pr", attr.key),
             Filter::Compare(attr, op, operand) => format!("{} {} {operand:?}", attr.key, op.as_str()),
             Filter::ValuePath(attr, inner) => format!("{}[{}]", attr.key, shape(inner)),
+            Filter::Undefined => "undefined".into(),
         }
     }
 
@@ -1315,6 +1388,7 @@ mod tests {
         match filter {
             Filter::Present(attr) | Filter::Compare(attr, _, _) | Filter::ValuePath(attr, _) => attr,
             Filter::And(a, _) | Filter::Or(a, _) | Filter::Not(a) => first_ref(a),
+            Filter::Undefined => panic!("no attribute in an undefined test"),
         }
     }
 

@@ -435,6 +435,7 @@ impl Translator {
             Filter::Compare(attr, CompareOp::Ne, operand) => self.compare(attr, CompareOp::Eq, operand, ctx)?.not(),
             Filter::Compare(attr, op, operand) => self.compare(attr, *op, operand, ctx)?,
             Filter::ValuePath(attr, inner) => self.value_path(attr, inner, ctx)?,
+            Filter::Undefined => truth(false),
         })
     }
 

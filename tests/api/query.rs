@@ -344,14 +344,92 @@ async fn search_endpoints_take_a_search_request_with_the_same_semantics() {
         .map(|r| r["displayName"].as_str().expect("name"))
         .collect();
     assert_eq!(names, ["Alice A", "Tour Guides"]);
-    // userName exists only on Users: the Groups part matches nothing.
-    let users_only: Value = app.post("/scim/v2/.search", &request).await.json().await.expect("json");
-    assert_eq!(users_only["totalResults"], 1, "{users_only}");
+    // userName exists only on Users: a group has none, and matches by its displayName.
+    let both: Value = app.post("/scim/v2/.search", &request).await.json().await.expect("json");
+    assert_eq!(both["totalResults"], 2, "{both}");
+    assert_eq!(both["Resources"][0]["userName"], "bjensen");
+    assert_eq!(both["Resources"][1]["displayName"], "Tour Guides");
     let bad = app
         .post("/scim/v2/Users/.search", &json!({ "filter": "userName zz 1" }))
         .await;
     assert_scim_error(bad, 400, Some("invalidFilter")).await;
     assert_eq!(app.get("/scim/v2/Users/.search").await.status(), 405);
+}
+
+/// Root `/.search`: the ids a search request finds, in order; panics unless 200.
+async fn root_search_ids(app: &TestApp, request: Value) -> Vec<String> {
+    let response = app.post("/scim/v2/.search", &request).await;
+    assert_eq!(response.status(), 200, "{request}");
+    let list: Value = response.json().await.expect("json");
+    let ids: Vec<String> = list["Resources"]
+        .as_array()
+        .expect("Resources")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(list["totalResults"], ids.len(), "one page holds them all: {list}");
+    ids
+}
+
+#[tokio::test]
+async fn root_search_treats_an_attribute_one_type_lacks_as_unassigned_in_that_type() {
+    let app = spawn_app().await;
+    let [bjensen, jsmith, alice] = seed(&app).await;
+    let [bjensen, jsmith, alice] = [&bjensen, &jsmith, &alice].map(|u| u["id"].as_str().expect("id").to_string());
+    let guides = app.create_group("Tour Guides", &[&bjensen]).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let empty = app.create_group("Empty", &[]).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    // A group has no userName: `not` of a test on it holds, as on any absent attribute.
+    assert_eq!(
+        root_search_ids(&app, json!({ "filter": "not (userName eq \"alice\")" })).await,
+        [bjensen.clone(), jsmith.clone(), guides.clone(), empty.clone()]
+    );
+    // A user has no members; a group has no emails.
+    assert_eq!(
+        root_search_ids(&app, json!({ "filter": "members pr or emails[type eq \"home\"]" })).await,
+        [bjensen.clone(), jsmith.clone(), guides.clone()]
+    );
+    assert_eq!(
+        root_search_ids(&app, json!({ "filter": "members pr and userName pr" })).await,
+        Vec::<String>::new()
+    );
+    // Sorted by an attribute groups lack: the groups follow the sorted users, either way.
+    assert_eq!(
+        root_search_ids(&app, json!({ "sortBy": "userName", "sortOrder": "descending" })).await,
+        [
+            jsmith.clone(),
+            bjensen.clone(),
+            alice.clone(),
+            guides.clone(),
+            empty.clone()
+        ]
+    );
+    assert_eq!(
+        root_search_ids(&app, json!({ "sortBy": "userName" })).await,
+        [
+            alice.clone(),
+            bjensen.clone(),
+            jsmith.clone(),
+            guides.clone(),
+            empty.clone()
+        ]
+    );
+    // An attribute no type defines is still a bad filter, and a bad sortBy a bad sort.
+    let unknown = app
+        .post(
+            "/scim/v2/.search",
+            &json!({ "filter": "members pr or nickname2 eq \"x\"" }),
+        )
+        .await;
+    let body = assert_scim_error(unknown, 400, Some("invalidFilter")).await;
+    assert!(body["detail"].as_str().expect("detail").contains("nickname2"), "{body}");
+    let unsortable = app.post("/scim/v2/.search", &json!({ "sortBy": "nickname2" })).await;
+    assert_scim_error(unsortable, 400, Some("invalidValue")).await;
 }
 
 #[tokio::test]
