@@ -13,6 +13,7 @@ mod m20261123_000005_membership_id_collation;
 mod m20261123_000006_resource_counts;
 mod m20261206_000007_postgres_resource_counts;
 mod m20261206_000008_sqlite_planner_statistics;
+mod m20261206_000009_audit_list_order;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000006_resource_counts::Migration),
             Box::new(m20261206_000007_postgres_resource_counts::Migration),
             Box::new(m20261206_000008_sqlite_planner_statistics::Migration),
+            Box::new(m20261206_000009_audit_list_order::Migration),
         ]
     }
 }

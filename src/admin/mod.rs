@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::auth::KeyVerifier;
 use crate::auth::hashing::Hasher;
+use crate::store::audit::EventPosition;
 use crate::store::{Store, StoreError};
 
 /// Default page size and maximum of admin lists.
@@ -128,6 +129,32 @@ fn radix36(mut n: u64) -> String {
     out.iter().rev().map(|&b| b as char).collect()
 }
 
+/// The audit log's cursor: the previous page's last event (its time in
+/// microseconds and its id), where the next page starts.
+pub fn event_cursor(last: &EventPosition) -> String {
+    format!("e{}_{}", radix36(last.at.timestamp_micros().unsigned_abs()), last.id)
+}
+
+pub fn decode_event_cursor(cursor: Option<&str>) -> AdminResult<Option<EventPosition>> {
+    let Some(cursor) = cursor.map(str::trim).filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
+    let position = cursor
+        .strip_prefix('e')
+        .and_then(|c| c.split_once('_'))
+        .and_then(|(micros, id)| {
+            let micros = i64::from_str_radix(micros, 36).ok()?;
+            let id = uuid::Uuid::parse_str(id).ok()?;
+            Some(EventPosition {
+                at: chrono::DateTime::from_timestamp_micros(micros)?,
+                id: id.to_string(),
+            })
+        });
+    position
+        .map(Some)
+        .ok_or_else(|| AdminError::Invalid("invalid cursor: pass the nextCursor of the previous page".into()))
+}
+
 pub fn limit(requested: Option<u64>) -> AdminResult<u64> {
     match requested {
         None => Ok(DEFAULT_LIMIT),
@@ -181,20 +208,26 @@ impl Admin {
         tenant_id: &str,
         query: &crate::store::audit::AuditQuery,
     ) -> AdminResult<ListPage<views::AuditEventJson>> {
-        let (total, rows) = self
+        let page = self
             .store
             .list_audit_events(tenant_id, query)
             .await
             .map_err(|e| AdminError::from_store(e, "event"))?;
-        let items: Vec<_> = rows
+        let next_cursor = page.events.last().filter(|_| page.more).map(|last| {
+            event_cursor(&EventPosition {
+                at: last.at,
+                id: last.id.clone(),
+            })
+        });
+        let items: Vec<_> = page
+            .events
             .into_iter()
             .map(|row| views::AuditEventJson::new(row, tenant_name))
             .collect();
-        let next_cursor = next_cursor(query.offset, items.len(), total);
         Ok(ListPage {
             items,
             next_cursor,
-            total,
+            total: page.total,
         })
     }
 }
@@ -210,6 +243,27 @@ mod tests {
         assert_eq!(next_cursor(100, 20, 120), None);
         assert!(decode_cursor(Some("garbage")).is_err());
         assert_eq!(decode_cursor(Some("")).expect("first"), 0);
+    }
+
+    #[test]
+    fn event_cursors_round_trip_and_refuse_anything_else() {
+        let last = EventPosition {
+            at: chrono::DateTime::from_timestamp_micros(1_796_000_000_123_456).expect("time"),
+            id: "01a24cb6-0f75-77d2-add4-cc7c9a2ad171".into(),
+        };
+        let cursor = event_cursor(&last);
+        assert_eq!(decode_event_cursor(Some(&cursor)).expect("valid"), Some(last));
+        assert_eq!(decode_event_cursor(None).expect("first"), None);
+        assert_eq!(decode_event_cursor(Some(" ")).expect("first"), None);
+        for bad in [
+            "o1k",
+            "e",
+            "e12",
+            "e12_not-a-uuid",
+            "ezz!_01a24cb6-0f75-77d2-add4-cc7c9a2ad171",
+        ] {
+            assert!(decode_event_cursor(Some(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -104,17 +104,21 @@ fn created<T: Serialize>(value: &T) -> HttpResponse {
     json(actix_web::http::StatusCode::CREATED, value)
 }
 
-/// `limit` and `cursor` of a list request.
+/// `cursor` (an offset) and `limit` of a list request.
 fn paging(query: &web::Query<Vec<(String, String)>>) -> ProblemResult<(u64, u64)> {
-    let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let limit = match get("limit") {
+    Ok((ops::decode_cursor(param(query, "cursor"))?, list_limit(query)?))
+}
+
+/// `limit` of a list request.
+fn list_limit(query: &web::Query<Vec<(String, String)>>) -> ProblemResult<u64> {
+    let limit = match param(query, "limit") {
         Some(l) => Some(
             l.parse::<u64>()
                 .map_err(|_| Problem::new(400, format!("limit must be a number, not \"{l}\"")))?,
         ),
         None => None,
     };
-    Ok((ops::decode_cursor(get("cursor"))?, ops::limit(limit)?))
+    Ok(ops::limit(limit)?)
 }
 
 fn param<'a>(query: &'a web::Query<Vec<(String, String)>>, name: &str) -> Option<&'a str> {
@@ -344,7 +348,8 @@ pub async fn list_audit_events(
     query: Query,
 ) -> ProblemResult<HttpResponse> {
     caller.require(Scope::AdminAuditRead)?;
-    let (offset, limit) = paging(&query)?;
+    let limit = list_limit(&query)?;
+    let after = ops::decode_event_cursor(param(&query, "cursor"))?;
     let time = |name: &str| -> ProblemResult<Option<chrono::DateTime<chrono::Utc>>> {
         param(&query, name)
             .map(|t| {
@@ -360,7 +365,7 @@ pub async fn list_audit_events(
         target_id: param(&query, "targetId").map(str::to_string),
         since: time("since")?,
         until: time("until")?,
-        offset,
+        after,
         limit,
     };
     let page = state
