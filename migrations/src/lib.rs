@@ -14,6 +14,7 @@ mod m20261123_000006_resource_counts;
 mod m20261206_000007_postgres_resource_counts;
 mod m20261206_000008_sqlite_planner_statistics;
 mod m20261206_000009_audit_list_order;
+mod m20261206_000010_resource_list_changes;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000007_postgres_resource_counts::Migration),
             Box::new(m20261206_000008_sqlite_planner_statistics::Migration),
             Box::new(m20261206_000009_audit_list_order::Migration),
+            Box::new(m20261206_000010_resource_list_changes::Migration),
         ]
     }
 }

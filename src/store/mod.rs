@@ -19,6 +19,7 @@ pub mod direct;
 pub mod entities;
 pub mod group_commit;
 pub mod keys;
+pub mod page_marks;
 pub mod query;
 pub mod resources;
 pub mod statistics;
@@ -32,6 +33,7 @@ use std::future::Future;
 use audit::AuditContext;
 use direct::DirectReads;
 use group_commit::GroupCommit;
+use page_marks::PageMarks;
 use resources::{ResourceWrite, StoredResource};
 use scimd_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
@@ -359,6 +361,9 @@ pub struct Store {
     /// SQLite's reads on the calling thread ([`direct`]); `None` on
     /// PostgreSQL and in a batch, whose reads must see its own writes.
     direct: Option<Arc<DirectReads>>,
+    /// Where earlier pages by index ended ([`page_marks`]); `None` in a
+    /// batch, whose reads see writes that may yet be rolled back.
+    page_marks: Option<Arc<PageMarks>>,
 }
 
 impl Store {
@@ -389,6 +394,7 @@ impl Store {
             pools: (write, read),
             group: None,
             direct: None,
+            page_marks: Some(Arc::default()),
         }
     }
 
@@ -414,6 +420,10 @@ impl Store {
         self.direct.as_deref()
     }
 
+    pub fn page_marks(&self) -> Option<&PageMarks> {
+        self.page_marks.as_deref()
+    }
+
     /// A store whose reads and writes all run in one new transaction, until
     /// [`Store::commit_batch`]. Many small writes then share one commit (one
     /// WAL flush) instead of paying one each. On SQLite the batch holds the
@@ -426,6 +436,7 @@ impl Store {
             pools: self.pools.clone(),
             group: None,
             direct: None,
+            page_marks: None,
         })
     }
 

@@ -121,9 +121,13 @@ impl Store {
         let count = match &condition {
             // Triggers keep each tenant's count by type: in one row on
             // SQLite (migration 6), in shards summed here on PostgreSQL
-            // (migration 7).
+            // (migration 7); and how often the list changed (migration 10).
             None => Query::select()
                 .expr_as(Expr::cust("CAST(COALESCE(SUM(n), 0) AS bigint)"), Alias::new("n"))
+                .expr_as(
+                    Expr::cust("CAST(COALESCE(SUM(changes), 0) AS bigint)"),
+                    Alias::new("changes"),
+                )
                 .from("resource_counts")
                 .and_where(Expr::col("tenant_id").eq(tenant_id))
                 .and_where(Expr::col("resource_type").eq(kind.code()))
@@ -140,19 +144,42 @@ impl Store {
             None => None,
         };
         let sort_key_always_present = spec.sort.is_some_and(|sort| always_present(kind, sort.attr.source));
-        // An unsorted page by cursor or near the list's start, unfiltered or
-        // found by index lookup (`userName eq "…"`, what IdPs ask before each
-        // create), is a bounded read: SQLite runs it on the request's thread
-        // ([`direct`]).
-        let direct = self.direct().filter(|_| {
-            spec.filter.is_none_or(is_index_lookup)
-                && sort.is_none()
-                && match spec.page {
-                    Page::After(_) => true,
-                    Page::Offset(offset) => offset <= DIRECT_MAX_OFFSET,
-                }
-        });
+        // A page by index of the whole list, in list order, past its start
+        // can begin where an earlier page ended ([`page_marks`]). The count
+        // is read first, for the list's `changes` that the marks hold to.
+        let marks = self
+            .page_marks()
+            .filter(|_| condition.is_none() && sort.is_none() && spec.limit > 0);
+        let marked = match (marks, &spec.page) {
+            (Some(marks), Page::Offset(offset)) if *offset > 0 => {
+                let (total, changes) = read_rows(db, self.direct(), backend.build(&count), |row| {
+                    Ok((row.required_integer("n")?, row.required_integer("changes")?))
+                })
+                .await?
+                .pop()
+                .unwrap_or((0, 0));
+                let start = marks.nearest(tenant_id, kind, changes, *offset);
+                Some((u64::try_from(total).unwrap_or(0), changes, start))
+            }
+            _ => None,
+        };
+        // Index entries the page steps over before its first row.
+        let skipped = match (&spec.page, &marked) {
+            (Page::Offset(offset), Some((_, _, Some((at, _))))) => offset - at,
+            (Page::Offset(offset), _) => *offset,
+            (Page::After(_), _) => 0,
+        };
+        // An unsorted page by cursor or near the list's start (or an
+        // earlier page's end), unfiltered or found by index lookup
+        // (`userName eq "…"`, what IdPs ask before each create), is a
+        // bounded read: SQLite runs it on the request's thread ([`direct`]).
+        let direct = self
+            .direct()
+            .filter(|_| spec.filter.is_none_or(is_index_lookup) && sort.is_none() && skipped <= DIRECT_MAX_OFFSET);
         let count_all = || async {
+            if let Some((total, _, _)) = marked {
+                return Ok(total);
+            }
             let n = read_rows(db, direct, backend.build(&count), |row| row.required_integer("n"))
                 .await?
                 .pop();
@@ -180,8 +207,11 @@ impl Store {
         }
         order_by_creation(&mut page);
         let keyset = match &spec.page {
-            Page::Offset(offset) => {
-                page.limit(spec.limit).offset(*offset);
+            Page::Offset(_) => {
+                if let Some((_, _, Some((_, position)))) = &marked {
+                    page.and_where(after(backend, None, position));
+                }
+                page.limit(spec.limit).offset(skipped);
                 false
             }
             Page::After(position) => {
@@ -206,6 +236,17 @@ impl Store {
             Page::Offset(offset) if found < spec.limit && (found > 0 || *offset == 0) => offset + found,
             _ => count_all().await?,
         };
+        if let (Some(marks), Some((_, changes, _)), Page::Offset(offset), Some((last, _))) =
+            (marks, &marked, &spec.page, rows.last())
+            && found == spec.limit
+        {
+            let position = Position {
+                key: None,
+                created: last.created.clone(),
+                id: last.id.clone(),
+            };
+            marks.leave(tenant_id, kind, *changes, offset + found, position);
+        }
         let next = match rows.last() {
             Some((last, key)) if more => Some(Position {
                 key: key.clone(),

@@ -477,6 +477,120 @@ fn names_of(page: &Value) -> Vec<String> {
         .collect()
 }
 
+/// `count` userNames from `startIndex` (1-based), by index paging.
+async fn index_page(app: &TestApp, start_index: usize, count: usize) -> Vec<String> {
+    let (start, count) = (start_index.to_string(), count.to_string());
+    let params = [
+        ("startIndex", start.as_str()),
+        ("count", count.as_str()),
+        ("attributes", "userName"),
+    ];
+    names_of(&cursor_page(app, &params).await)
+}
+
+/// Every slice the pages below ask for, checked against the whole list read
+/// in one page from the start (which no earlier page's end can shorten).
+async fn assert_index_pages_match_the_list(app: &TestApp) {
+    let list = index_page(app, 1, 1000).await;
+    let mut passed = Vec::new();
+    let mut start = 1;
+    while start <= list.len() {
+        passed.extend(index_page(app, start, 7).await);
+        start += 7;
+    }
+    assert_eq!(passed, list, "a pass by startIndex, 7 at a time");
+    for start in [3, 10, 50, 9, 22, 29, 8, list.len() - 1, list.len(), list.len() + 1] {
+        let expected: Vec<String> = list.iter().skip(start - 1).take(5).cloned().collect();
+        assert_eq!(index_page(app, start, 5).await, expected, "startIndex {start}");
+    }
+}
+
+/// Pages by index start from where earlier pages ended (`store::page_marks`);
+/// those places hold only while the list is unchanged, on any instance.
+#[tokio::test]
+async fn pages_by_index_that_start_where_earlier_pages_ended_match_the_list_as_it_changes() {
+    use scimd::scim::ResourceKind::User;
+    use scimd::store::query::{ListSpec, Page};
+    use scimd::store::resources::Load;
+    let app = spawn_app().await;
+    for i in 0..60 {
+        app.create_user(&format!("user{i:03}")).await;
+    }
+    assert_index_pages_match_the_list(&app).await;
+    // The list changes before and after the places pages ended.
+    let list = index_page(&app, 1, 1000).await;
+    for gone in [&list[3], &list[40]] {
+        let found: Value = app
+            .get(&format!("/scim/v2/Users?filter=userName%20eq%20%22{gone}%22"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        let id = found["Resources"][0]["id"].as_str().expect("id");
+        assert_eq!(app.delete(&format!("/scim/v2/Users/{id}")).await.status(), 204);
+    }
+    app.create_user("late").await;
+    assert_index_pages_match_the_list(&app).await;
+    // Another instance on the same database changes the list: this one's
+    // places, left by the pages just read, no longer hold.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut other = crate::helpers::spawn_with(dir, app.data_dir.join("other"), &app).await;
+    other.admin_key = app.admin_key.clone();
+    let before = index_page(&app, 30, 5).await;
+    other.create_user("aaa-first").await;
+    let found: Value = other
+        .get("/scim/v2/Users?filter=userName%20eq%20%22user000%22")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let first_id = found["Resources"][0]["id"].as_str().expect("id");
+    assert_eq!(other.delete(&format!("/scim/v2/Users/{first_id}")).await.status(), 204);
+    let after = index_page(&app, 30, 5).await;
+    assert_eq!(
+        after[..4],
+        before[1..],
+        "one created at the end, one deleted before: a shift of one"
+    );
+    assert_index_pages_match_the_list(&app).await;
+
+    // The places are kept, and a page that starts from one is exact.
+    let store = app.store().await;
+    let tenant = store.tenant_by_name("default").await.expect("query").expect("tenant");
+    let page = |offset| ListSpec {
+        filter: None,
+        sort: None,
+        page: Page::Offset(offset),
+        limit: 5,
+    };
+    let load = Load {
+        members: false,
+        groups: false,
+    };
+    let names = |found: scimd::store::query::QueryPage| -> Vec<String> {
+        found
+            .resources
+            .iter()
+            .map(|r| r.document.attribute("userName").expect("stored").expect("userName"))
+            .map(|name| name.as_str().expect("text").to_string())
+            .collect()
+    };
+    let marks = store.page_marks().expect("marks outside a batch");
+    assert!(marks.offsets(&tenant.id, User).is_empty());
+    store
+        .query_resources(&tenant.id, User, &page(20), load)
+        .await
+        .expect("page");
+    assert_eq!(marks.offsets(&tenant.id, User), [25]);
+    let from_mark = store
+        .query_resources(&tenant.id, User, &page(27), load)
+        .await
+        .expect("page");
+    let list = index_page(&app, 1, 1000).await;
+    assert_eq!(names(from_mark), list[27..32]);
+    assert_eq!(marks.offsets(&tenant.id, User), [25, 32]);
+}
+
 #[tokio::test]
 async fn cursor_paging_stays_exact_while_users_are_created_and_deleted_between_pages() {
     let app = spawn_app().await;
