@@ -158,15 +158,19 @@ impl Store {
                 .await?
                 .pop()
                 .unwrap_or((0, 0));
-                let start = marks.nearest(tenant_id, kind, changes, *offset);
-                Some((u64::try_from(total).unwrap_or(0), changes, start))
+                Some(MarkedList {
+                    total: u64::try_from(total).unwrap_or(0),
+                    changes,
+                    start: marks.nearest(tenant_id, kind, changes, *offset),
+                })
             }
             _ => None,
         };
+        let start = marked.as_ref().and_then(|list| list.start.as_ref());
         // Index entries the page steps over before its first row.
-        let skipped = match (&spec.page, &marked) {
-            (Page::Offset(offset), Some((_, _, Some((at, _))))) => offset - at,
-            (Page::Offset(offset), _) => *offset,
+        let skipped = match (&spec.page, start) {
+            (Page::Offset(offset), Some((at, _))) => offset - at,
+            (Page::Offset(offset), None) => *offset,
             (Page::After(_), _) => 0,
         };
         // An unsorted page by cursor or near the list's start (or an
@@ -177,8 +181,8 @@ impl Store {
             .direct()
             .filter(|_| spec.filter.is_none_or(is_index_lookup) && sort.is_none() && skipped <= DIRECT_MAX_OFFSET);
         let count_all = || async {
-            if let Some((total, _, _)) = marked {
-                return Ok(total);
+            if let Some(list) = &marked {
+                return Ok(list.total);
             }
             let n = read_rows(db, direct, backend.build(&count), |row| row.required_integer("n"))
                 .await?
@@ -208,7 +212,7 @@ impl Store {
         order_by_creation(&mut page);
         let keyset = match &spec.page {
             Page::Offset(_) => {
-                if let Some((_, _, Some((_, position)))) = &marked {
+                if let Some((_, position)) = start {
                     page.and_where(after(backend, None, position));
                 }
                 page.limit(spec.limit).offset(skipped);
@@ -236,7 +240,7 @@ impl Store {
             Page::Offset(offset) if found < spec.limit && (found > 0 || *offset == 0) => offset + found,
             _ => count_all().await?,
         };
-        if let (Some(marks), Some((_, changes, _)), Page::Offset(offset), Some((last, _))) =
+        if let (Some(marks), Some(list), Page::Offset(offset), Some((last, _))) =
             (marks, &marked, &spec.page, rows.last())
             && found == spec.limit
         {
@@ -245,7 +249,7 @@ impl Store {
                 created: last.created.clone(),
                 id: last.id.clone(),
             };
-            marks.leave(tenant_id, kind, *changes, offset + found, position);
+            marks.leave(tenant_id, kind, list.changes, offset + found, position);
         }
         let next = match rows.last() {
             Some((last, key)) if more => Some(Position {
@@ -259,6 +263,14 @@ impl Store {
         self.load_derived(db, tenant_id, &mut resources, load).await?;
         Ok(QueryPage { total, resources, next })
     }
+}
+
+/// An unfiltered list as read before a page by index: its count, its
+/// `changes` ([`super::page_marks`]) and the earlier page end to start from.
+struct MarkedList {
+    total: u64,
+    changes: i64,
+    start: Option<(u64, Position)>,
 }
 
 /// Whether every resource of `kind` has a value of the attribute: the
