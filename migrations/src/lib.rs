@@ -1,7 +1,8 @@
 //! Database migrations for scimd, for SQLite and PostgreSQL alike.
 //!
 //! One file per change, named `mYYYYMMDD_NNNNNN_what.rs`, each with a working
-//! `down`. Applied migrations are never edited: a change is a new file.
+//! `down`. Applied migrations never change what they do: a change is a new
+//! file. What several share (`sqlite_statistics`) keeps their SQL as it was.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -15,6 +16,7 @@ mod m20261206_000007_postgres_resource_counts;
 mod m20261206_000008_sqlite_planner_statistics;
 mod m20261206_000009_audit_list_order;
 mod m20261206_000010_resource_list_changes;
+mod sqlite_statistics;
 
 pub struct Migrator;
 

@@ -24,7 +24,8 @@
 //! PostgreSQL measures its own (`scimd::store::statistics`).
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+
+use crate::sqlite_statistics;
 
 pub struct Migration;
 
@@ -75,35 +76,10 @@ const STATISTICS: [(&str, &str, &str); 13] = [
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DbBackend::Sqlite {
-            return Ok(());
-        }
-        let db = manager.get_connection();
-        db.execute_unprepared("ANALYZE sqlite_schema").await?;
-        for (table, index, stat) in STATISTICS {
-            // Constants of this file, so they are written into the SQL.
-            db.execute_unprepared(&format!(
-                "DELETE FROM sqlite_stat1 WHERE tbl = '{table}' AND idx = '{index}'; \
-                 INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES ('{table}', '{index}', '{stat}')"
-            ))
-            .await?;
-        }
-        db.execute_unprepared("ANALYZE sqlite_schema").await?;
-        Ok(())
+        sqlite_statistics::write(manager, &STATISTICS).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DbBackend::Sqlite {
-            return Ok(());
-        }
-        let db = manager.get_connection();
-        for (table, index, _) in STATISTICS {
-            db.execute_unprepared(&format!(
-                "DELETE FROM sqlite_stat1 WHERE tbl = '{table}' AND idx = '{index}'"
-            ))
-            .await?;
-        }
-        db.execute_unprepared("ANALYZE sqlite_schema").await?;
-        Ok(())
+        sqlite_statistics::remove(manager, &STATISTICS).await
     }
 }

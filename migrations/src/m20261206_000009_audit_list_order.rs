@@ -15,7 +15,8 @@
 //! target's few.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+
+use crate::sqlite_statistics;
 
 pub struct Migration;
 
@@ -62,13 +63,22 @@ const INDEXES: [(&str, &str, Option<&str>, &str); 5] = [
     ),
 ];
 
-fn index(name: &str, columns: &[&str]) -> IndexCreateStatement {
+/// Creates the index `create` on `columns`, then drops `drop`.
+async fn replace_index(manager: &SchemaManager<'_>, create: &str, columns: &[&str], drop: &str) -> Result<(), DbErr> {
     let mut index = Index::create();
-    index.name(name).table(Alias::new(TABLE));
+    index.name(create).table(Alias::new(TABLE));
     for column in columns {
         index.col(Alias::new(*column));
     }
-    index.to_owned()
+    manager.create_index(index.to_owned()).await?;
+    manager
+        .drop_index(Index::drop().name(drop).table(Alias::new(TABLE)).to_owned())
+        .await
+}
+
+/// The new indexes' statistics, as [`sqlite_statistics`] takes them.
+fn statistics() -> [(&'static str, &'static str, &'static str); 5] {
+    INDEXES.map(|(_, new, _, stat)| (TABLE, new, stat))
 }
 
 #[async_trait::async_trait]
@@ -76,45 +86,15 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for (old, new, column, _) in INDEXES {
             let columns: Vec<&str> = ["tenant_id"].into_iter().chain(column).chain(["at", "id"]).collect();
-            manager.create_index(index(new, &columns)).await?;
-            manager
-                .drop_index(Index::drop().name(old).table(Alias::new(TABLE)).to_owned())
-                .await?;
+            replace_index(manager, new, &columns, old).await?;
         }
-        if manager.get_database_backend() == DbBackend::Sqlite {
-            let db = manager.get_connection();
-            db.execute_unprepared("ANALYZE sqlite_schema").await?;
-            for (_, new, _, stat) in INDEXES {
-                // Constants of this file, so they are written into the SQL.
-                db.execute_unprepared(&format!(
-                    "DELETE FROM sqlite_stat1 WHERE tbl = '{TABLE}' AND idx = '{new}'; \
-                     INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES ('{TABLE}', '{new}', '{stat}')"
-                ))
-                .await?;
-            }
-            db.execute_unprepared("ANALYZE sqlite_schema").await?;
-        }
-        Ok(())
+        sqlite_statistics::write(manager, &statistics()).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for (old, new, column, _) in INDEXES {
-            let columns: Vec<&str> = ["tenant_id"].into_iter().chain([column.unwrap_or("at")]).collect();
-            manager.create_index(index(old, &columns)).await?;
-            manager
-                .drop_index(Index::drop().name(new).table(Alias::new(TABLE)).to_owned())
-                .await?;
+            replace_index(manager, old, &["tenant_id", column.unwrap_or("at")], new).await?;
         }
-        if manager.get_database_backend() == DbBackend::Sqlite {
-            let db = manager.get_connection();
-            for (_, new, _, _) in INDEXES {
-                db.execute_unprepared(&format!(
-                    "DELETE FROM sqlite_stat1 WHERE tbl = '{TABLE}' AND idx = '{new}'"
-                ))
-                .await?;
-            }
-            db.execute_unprepared("ANALYZE sqlite_schema").await?;
-        }
-        Ok(())
+        sqlite_statistics::remove(manager, &statistics()).await
     }
 }
