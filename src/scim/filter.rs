@@ -306,12 +306,7 @@ pub fn parse_expression(text: &str) -> ScimResult<Expr> {
 
 /// Validates a parsed filter against the schemas of `kind`.
 pub fn validate(reg: &SchemaRegistry, kind: ResourceKind, expr: &Expr) -> ScimResult<Filter> {
-    Validator {
-        reg,
-        kind,
-        undefined_is_false: false,
-    }
-    .expr(expr, None)
+    Validator::new(reg, kind).expr(expr, None)
 }
 
 /// Validates the filter of a search across resource types (root `/.search`),
@@ -334,9 +329,8 @@ pub fn validate_across(reg: &SchemaRegistry, kinds: &[ResourceKind], expr: &Expr
         .iter()
         .map(|&kind| {
             Validator {
-                reg,
-                kind,
                 undefined_is_false: true,
+                ..Validator::new(reg, kind)
             }
             .expr(expr, None)
         })
@@ -366,22 +360,13 @@ pub fn validate_value_path(
     path: &AttrPath,
     inner: &Expr,
 ) -> ScimResult<Filter> {
-    Validator {
-        reg,
-        kind,
-        undefined_is_false: false,
-    }
-    .value_path(path, inner, 0)
+    Validator::new(reg, kind).value_path(path, inner, 0)
 }
 
 /// Resolves an attribute path to a reference, as `sortBy` needs; errors are
 /// `invalidFilter`.
 pub fn attr_ref(reg: &SchemaRegistry, kind: ResourceKind, path: &AttrPath) -> ScimResult<AttrRef> {
-    let v = Validator {
-        reg,
-        kind,
-        undefined_is_false: false,
-    };
+    let v = Validator::new(reg, kind);
     let resolved = v.resolve(path, 0, None)?;
     v.attr_ref(&resolved, path, 0)
 }
@@ -961,6 +946,15 @@ struct Validator<'r> {
 }
 
 impl<'r> Validator<'r> {
+    /// A validator for which every attribute named must be defined.
+    fn new(reg: &'r SchemaRegistry, kind: ResourceKind) -> Self {
+        Validator {
+            reg,
+            kind,
+            undefined_is_false: false,
+        }
+    }
+
     /// `outer` is the attribute of the enclosing value filter, if any.
     fn expr(&self, expr: &Expr, outer: Option<&AttrPath>) -> ScimResult<Filter> {
         if let Expr::Present { path, .. } | Expr::Compare { path, .. } | Expr::ValuePath { path, .. } = expr

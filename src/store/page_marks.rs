@@ -23,7 +23,7 @@
 //! evenly when there are more, and at most [`LISTS`] lists keep marks.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use super::query::Position;
 use crate::scim::ResourceKind;
@@ -47,10 +47,17 @@ struct ListMarks {
 }
 
 impl PageMarks {
+    /// The lists' marks, locked. No mark is ever labelled with a `changes`
+    /// it was not taken at (old marks go before the label moves), so what a
+    /// panic left behind under the lock is still right to use.
+    fn lists(&self) -> MutexGuard<'_, HashMap<(String, ResourceKind), ListMarks>> {
+        self.lists.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The mark at or nearest before `offset`, if the list has not changed
     /// since it was left: `(its offset, the position the page starts after)`.
     pub fn nearest(&self, tenant_id: &str, kind: ResourceKind, changes: i64, offset: u64) -> Option<(u64, Position)> {
-        let lists = self.lists.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let lists = self.lists();
         let list = lists.get(&(tenant_id.to_string(), kind))?;
         if list.changes != changes {
             return None;
@@ -61,7 +68,7 @@ impl PageMarks {
 
     /// The offsets a list has marks at, in order (for tests and diagnostics).
     pub fn offsets(&self, tenant_id: &str, kind: ResourceKind) -> Vec<u64> {
-        let lists = self.lists.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let lists = self.lists();
         lists
             .get(&(tenant_id.to_string(), kind))
             .map(|list| list.marks.keys().copied().collect())
@@ -71,7 +78,7 @@ impl PageMarks {
     /// Remembers that the resources from `offset` on follow `position`, in
     /// the list as it was at `changes`. Marks of another `changes` go.
     pub fn leave(&self, tenant_id: &str, kind: ResourceKind, changes: i64, offset: u64, position: Position) {
-        let mut lists = self.lists.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut lists = self.lists();
         let key = (tenant_id.to_string(), kind);
         if !lists.contains_key(&key) && lists.len() >= LISTS {
             // Rare (hundreds of tenants paging by index at once): start over
@@ -88,8 +95,8 @@ impl PageMarks {
             if changes < list.changes {
                 return;
             }
-            list.changes = changes;
             list.marks.clear();
+            list.changes = changes;
         }
         list.marks.insert(offset, position);
         if list.marks.len() > MARKS_PER_LIST {
