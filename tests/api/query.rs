@@ -457,7 +457,8 @@ async fn count_above_the_maximum_is_clamped_and_negative_count_is_zero() {
     assert_eq!(negative["Resources"], json!([]));
 }
 
-async fn cursor_page(app: &TestApp, params: &[(&str, &str)]) -> Value {
+/// `GET /Users` with `params` (a page by cursor or by index); panics unless 200.
+async fn users_page(app: &TestApp, params: &[(&str, &str)]) -> Value {
     let response = app
         .request(Method::GET, "/scim/v2/Users")
         .query(params)
@@ -485,7 +486,7 @@ async fn index_page(app: &TestApp, start_index: usize, count: usize) -> Vec<Stri
         ("count", count.as_str()),
         ("attributes", "userName"),
     ];
-    names_of(&cursor_page(app, &params).await)
+    names_of(&users_page(app, &params).await)
 }
 
 /// Every slice the pages below ask for, checked against the whole list read
@@ -605,7 +606,7 @@ async fn cursor_paging_stays_exact_while_users_are_created_and_deleted_between_p
                 .clone(),
         );
     }
-    let first = cursor_page(&app, &[("cursor", ""), ("count", "5")]).await;
+    let first = users_page(&app, &[("cursor", ""), ("count", "5")]).await;
     assert!(first.get("startIndex").is_none(), "no startIndex in cursor paging");
     assert_eq!(first["totalResults"], 12);
     let mut seen = names_of(&first);
@@ -622,7 +623,7 @@ async fn cursor_paging_stays_exact_while_users_are_created_and_deleted_between_p
     create(&app, json!({ "schemas": [USER_SCHEMA], "userName": "late" })).await;
     let mut cursor = first["nextCursor"].as_str().expect("nextCursor").to_string();
     loop {
-        let page = cursor_page(&app, &[("cursor", cursor.as_str()), ("count", "5")]).await;
+        let page = users_page(&app, &[("cursor", cursor.as_str()), ("count", "5")]).await;
         seen.extend(names_of(&page));
         match page.get("nextCursor").and_then(Value::as_str) {
             Some(next) => cursor = next.to_string(),
@@ -667,7 +668,7 @@ async fn cursor_paging_follows_sort_and_filter_to_the_last_page() {
     let mut walked = Vec::new();
     let mut cursor = String::new();
     loop {
-        let page = cursor_page(
+        let page = users_page(
             &app,
             &[
                 ("sortBy", "title"),
@@ -694,7 +695,7 @@ async fn a_cursor_that_is_garbage_or_from_another_query_gets_400_invalid_cursor(
     for i in 0..4 {
         create(&app, json!({ "schemas": [USER_SCHEMA], "userName": format!("c{i}") })).await;
     }
-    let first = cursor_page(&app, &[("cursor", ""), ("count", "2"), ("filter", "userName sw \"c\"")]).await;
+    let first = users_page(&app, &[("cursor", ""), ("count", "2"), ("filter", "userName sw \"c\"")]).await;
     let next = first["nextCursor"].as_str().expect("nextCursor");
     for params in [
         vec![("cursor", "zz-not-a-cursor"), ("count", "2")],
