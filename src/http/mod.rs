@@ -50,11 +50,13 @@ fn scim_routes(cfg: &mut web::ServiceConfig) {
     // for PATCH while unsupported), never actix's bare 404/405.
     let resource = |path: &str| web::resource(path).default_service(web::route().to(resources::method_not_allowed));
     let read_only = |path: &str| web::resource(path).default_service(web::route().to(resources::method_not_allowed));
+    // actix tries a scope's resources in order and matches each pattern with
+    // a parameter by running its regex, so the routes IdPs call most come
+    // first: a `GET /Users/{id}` runs one regex, not three. Static paths
+    // cost a string compare; `/Users/.search` must precede `/Users/{id}`.
     cfg.service(read_only("/ServiceProviderConfig").route(web::get().to(discovery::service_provider_config)))
         .service(read_only("/ResourceTypes").route(web::get().to(discovery::resource_types)))
-        .service(read_only("/ResourceTypes/{id}").route(web::get().to(discovery::resource_type)))
         .service(read_only("/Schemas").route(web::get().to(discovery::schemas)))
-        .service(read_only("/Schemas/{id}").route(web::get().to(discovery::schema)))
         .route("/Me", web::route().to(resources::me))
         .service(resource("/Bulk").route(web::post().to(resources::bulk)))
         .service(resource("/.search").route(web::post().to(resources::search_all)))
@@ -75,18 +77,18 @@ fn scim_routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(resources::create)),
         )
         .service(
+            resource("/Groups")
+                .app_data(web::Data::new(Group))
+                .route(web::get().to(resources::list))
+                .route(web::post().to(resources::create)),
+        )
+        .service(
             resource("/Users/{id}")
                 .app_data(web::Data::new(User))
                 .route(web::get().to(resources::get))
                 .route(web::put().to(resources::replace))
                 .route(web::patch().to(resources::patch))
                 .route(web::delete().to(resources::delete)),
-        )
-        .service(
-            resource("/Groups")
-                .app_data(web::Data::new(Group))
-                .route(web::get().to(resources::list))
-                .route(web::post().to(resources::create)),
         )
         .service(
             resource("/Groups/{id}")
@@ -96,5 +98,7 @@ fn scim_routes(cfg: &mut web::ServiceConfig) {
                 .route(web::patch().to(resources::patch))
                 .route(web::delete().to(resources::delete)),
         )
+        .service(read_only("/ResourceTypes/{id}").route(web::get().to(discovery::resource_type)))
+        .service(read_only("/Schemas/{id}").route(web::get().to(discovery::schema)))
         .default_service(web::route().to(resources::unknown_endpoint));
 }
