@@ -51,6 +51,21 @@ async fn create_user_returns_201_with_location_etag_and_meta() {
 }
 
 #[tokio::test]
+async fn new_resources_get_time_ordered_ids() {
+    // UUIDv7, so creates append to the indexes keyed by id (docs/storage.md).
+    let app = spawn_app().await;
+    let first = app.create_user("first").await;
+    let group = app.create_group("Later", &[]).await;
+    let second = app.create_user("second").await;
+    let ids: Vec<uuid::Uuid> = [&first, &group, &second]
+        .iter()
+        .map(|r| r["id"].as_str().expect("id").parse().expect("a UUID"))
+        .collect();
+    assert!(ids.iter().all(|id| id.get_version_num() == 7), "{ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+}
+
+#[tokio::test]
 async fn get_user_returns_what_was_stored() {
     let app = spawn_app().await;
     let created: Value = app
