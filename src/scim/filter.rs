@@ -1625,6 +1625,31 @@ mod tests {
     }
 
     #[test]
+    fn attributes_kept_in_columns_are_filtered_on_their_columns() {
+        // The store does not index these as values (`kept_in_columns`), so
+        // a filter that read values for them would find nothing.
+        for kind in [USER, GROUP] {
+            let core = reg().core_schema(kind).attributes.iter();
+            for def in core.chain(reg().common_attributes()) {
+                let Ok(filter) = parse_filter(reg(), kind, &format!("{} pr", def.name)) else {
+                    continue;
+                };
+                let source = first_ref(&filter).source;
+                let in_column = crate::scim::resource::kept_in_columns(kind, &def.name);
+                assert_eq!(
+                    in_column,
+                    matches!(
+                        source,
+                        AttrSource::UserName | AttrSource::DisplayName | AttrSource::ExternalId
+                    ),
+                    "{kind:?} {}",
+                    def.name
+                );
+            }
+        }
+    }
+
+    #[test]
     fn attributes_map_to_their_sources() {
         let source = |kind: ResourceKind, text: &str| {
             first_ref(&parse_filter(reg(), kind, text).unwrap_or_else(|e| panic!("{text}: {e}"))).source
