@@ -76,6 +76,7 @@ impl Application {
             metrics: ops::Metrics::new().context("registering metrics")?,
             verifier: Arc::clone(&verifier),
             store,
+            scim_url: format!("{}/scim/v2", settings.base_url),
             settings,
         });
         tracing::info!(port, base_url = %state.settings.base_url, "listening");

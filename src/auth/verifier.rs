@@ -2,7 +2,7 @@
 //!
 //! The steady state costs no argon2: after a secret has been verified once
 //! against its stored hash, an HMAC of it (under a per-process random key) is
-//! cached under the pair (key ID, stored hash). A rotated secret changes the
+//! cached with that hash under the key ID. A rotated secret changes the
 //! stored hash, so old cache entries can never match it; a deleted or
 //! disabled key is caught because key records are cached separately and
 //! dropped whenever the database's auth epoch moves (polled every 250 ms, so
@@ -134,12 +134,21 @@ pub fn parse_cidr(s: &str) -> Option<IpNet> {
 
 type Digest = [u8; 32];
 
+#[derive(Debug)]
+struct VerifiedSecret {
+    stored_hash: String,
+    digest: Digest,
+}
+
 pub struct KeyVerifier {
     store: Store,
     hasher: Hasher,
     records: Cache<String, Arc<CachedKey>>,
-    /// (key ID, stored hash) → HMAC of the secret that verified against it.
-    verified: Cache<(String, String), Digest>,
+    /// Key ID → the stored hashes its secrets verified against (the current
+    /// one and, during a rotation's grace period, the previous one), each
+    /// with the HMAC of that secret. Keyed by the ID alone so that a lookup
+    /// allocates nothing.
+    verified: Cache<String, Arc<[VerifiedSecret]>>,
     /// (key ID, HMAC of a secret) that recently failed verification.
     rejected: Cache<(String, Digest), ()>,
     /// One argon2 verification at a time per key ID.
@@ -263,7 +272,13 @@ impl KeyVerifier {
             }
         }
         if let Ok(mut uses) = self.last_used.lock() {
-            uses.insert(key_id.as_str().to_string(), now);
+            // Most calls find the key there already: no allocation then.
+            match uses.get_mut(key_id.as_str()) {
+                Some(at) => *at = now,
+                None => {
+                    uses.insert(key_id.as_str().to_string(), now);
+                }
+            }
         }
         Ok(Principal {
             tenant_id: record.tenant_id.clone(),
@@ -383,12 +398,8 @@ impl KeyVerifier {
         {
             hashes.push(previous.as_str());
         }
-        for hash in &hashes {
-            if let Some(known) = self.verified.get(&(key_id.as_str().to_string(), hash.to_string()))
-                && bool::from(known.ct_eq(&digest))
-            {
-                return Ok(());
-            }
+        if self.verified_before(key_id, &hashes, &digest) {
+            return Ok(());
         }
         let rejected_key = (key_id.as_str().to_string(), digest);
         if self.rejected.contains_key(&rejected_key) {
@@ -403,30 +414,58 @@ impl KeyVerifier {
             .map_err(|_| AuthError::Unavailable("verifier stopped".into()))?;
         // Requests that queued behind a verification of the same secret find
         // its result here instead of running argon2 again.
-        for hash in &hashes {
-            if let Some(known) = self.verified.get(&(key_id.as_str().to_string(), hash.to_string()))
-                && bool::from(known.ct_eq(&digest))
-            {
-                return Ok(());
-            }
+        if self.verified_before(key_id, &hashes, &digest) {
+            return Ok(());
         }
         if self.rejected.contains_key(&rejected_key) {
             return Err(AuthError::Invalid);
         }
-        for hash in hashes {
+        for hash in &hashes {
             let ok = self
                 .hasher
                 .verify(presented.secret().to_string(), hash.to_string())
                 .await
                 .map_err(|e| AuthError::Unavailable(e.to_string()))?;
             if ok {
-                self.verified
-                    .insert((key_id.as_str().to_string(), hash.to_string()), digest);
+                self.remember_verified(key_id, &hashes, hash, digest);
                 return Ok(());
             }
         }
         self.rejected.insert(rejected_key, ());
         Err(AuthError::Invalid)
+    }
+
+    /// Whether a secret with this HMAC verified against one of `hashes`.
+    fn verified_before(&self, key_id: &KeyId, hashes: &[&str], digest: &Digest) -> bool {
+        self.verified.get(key_id.as_str()).is_some_and(|known| {
+            known
+                .iter()
+                .any(|v| hashes.contains(&v.stored_hash.as_str()) && bool::from(v.digest.ct_eq(digest)))
+        })
+    }
+
+    /// Adds a verification to the key's entry, keeping those of its other
+    /// hashes still in use (a rotation's previous secret) and dropping the
+    /// rest. Two verifications racing may keep one: the other costs one more
+    /// argon2 run later, never a wrong answer.
+    fn remember_verified(&self, key_id: &KeyId, hashes: &[&str], hash: &str, digest: Digest) {
+        let mut entries: Vec<VerifiedSecret> = Vec::with_capacity(2);
+        if let Some(known) = self.verified.get(key_id.as_str()) {
+            entries.extend(
+                known
+                    .iter()
+                    .filter(|v| v.stored_hash != hash && hashes.contains(&v.stored_hash.as_str()))
+                    .map(|v| VerifiedSecret {
+                        stored_hash: v.stored_hash.clone(),
+                        digest: v.digest,
+                    }),
+            );
+        }
+        entries.push(VerifiedSecret {
+            stored_hash: hash.to_string(),
+            digest,
+        });
+        self.verified.insert(key_id.as_str().to_string(), entries.into());
     }
 
     fn digest(&self, secret: &str) -> Digest {

@@ -1,6 +1,7 @@
 //! Request extractors: the authenticated SCIM caller, JSON bodies with a size
 //! cap, and SCIM query parameters.
 
+use std::cell::OnceCell;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -20,17 +21,26 @@ use actix_web::HttpMessage;
 /// An authenticated SCIM request: who calls, and the SCIM base URL it used.
 pub struct ScimCaller {
     pub principal: Principal,
-    pub audit: AuditContext,
     /// `<base-url>/scim/v2` or `<base-url>/t/{tenant}/scim/v2`.
     pub base_url: String,
+    client_ip: Option<std::net::IpAddr>,
+    request_id: Option<tracing_actix_web::RequestId>,
+    /// Built when first asked for: reads record no event, and building it
+    /// copies six strings.
+    audit: OnceCell<AuditContext>,
 }
 
 impl ScimCaller {
+    pub fn audit(&self) -> &AuditContext {
+        self.audit
+            .get_or_init(|| audit_context_of(&self.principal, self.client_ip, self.request_id))
+    }
+
     pub fn scope(&self) -> crate::provisioning::Scope<'_> {
         crate::provisioning::Scope {
             tenant_id: &self.principal.tenant_id,
             base_url: &self.base_url,
-            audit: &self.audit,
+            audit: self.audit(),
         }
     }
 }
@@ -44,7 +54,8 @@ impl FromRequest for ScimCaller {
         Box::pin(async move {
             let state = app_state(&req)?;
             let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-            let principal = state.verifier.authenticate(authorization, client_ip(&req)).await?;
+            let client_ip = client_ip(&req);
+            let principal = state.verifier.authenticate(authorization, client_ip).await?;
             let base_url = match req.match_info().get("tenant") {
                 Some(tenant) => {
                     // Tenant isolation: a key of another tenant is not a key here.
@@ -53,14 +64,16 @@ impl FromRequest for ScimCaller {
                     }
                     format!("{}/t/{tenant}/scim/v2", state.settings.base_url)
                 }
-                None => format!("{}/scim/v2", state.settings.base_url),
+                None => state.scim_url.clone(),
             };
-            let audit = audit_context(&req, &principal);
             note_key_expiry(&req, &principal);
+            let request_id = req.extensions().get::<tracing_actix_web::RequestId>().copied();
             Ok(ScimCaller {
                 principal,
-                audit,
                 base_url,
+                client_ip,
+                request_id,
+                audit: OnceCell::new(),
             })
         })
     }
@@ -69,16 +82,22 @@ impl FromRequest for ScimCaller {
 /// The audit context of an authenticated request: key, service user, client
 /// address and request ID.
 pub fn audit_context(req: &HttpRequest, principal: &Principal) -> AuditContext {
+    let request_id = req.extensions().get::<tracing_actix_web::RequestId>().copied();
+    audit_context_of(principal, client_ip(req), request_id)
+}
+
+fn audit_context_of(
+    principal: &Principal,
+    client_ip: Option<std::net::IpAddr>,
+    request_id: Option<tracing_actix_web::RequestId>,
+) -> AuditContext {
     AuditContext {
         tenant_id: principal.tenant_id.clone(),
         key_id: Some(principal.key_id.as_str().to_string()),
         service_user_id: Some(principal.service_user_id.clone()),
         actor_name: principal.service_user_name.clone(),
-        ip: client_ip(req).map(|ip| ip.to_string()),
-        request_id: req
-            .extensions()
-            .get::<tracing_actix_web::RequestId>()
-            .map(|id| id.to_string()),
+        ip: client_ip.map(|ip| ip.to_string()),
+        request_id: request_id.map(|id| id.to_string()),
     }
 }
 
@@ -133,7 +152,7 @@ pub fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ScimHttpError
 pub fn scim_base_url(req: &HttpRequest, state: &AppState) -> String {
     match req.match_info().get("tenant") {
         Some(tenant) => format!("{}/t/{tenant}/scim/v2", state.settings.base_url),
-        None => format!("{}/scim/v2", state.settings.base_url),
+        None => state.scim_url.clone(),
     }
 }
 

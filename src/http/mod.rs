@@ -20,6 +20,8 @@ use crate::store::Store;
 /// Shared by every request.
 pub struct AppState {
     pub settings: Settings,
+    /// `<base-url>/scim/v2`, made once rather than per request.
+    pub scim_url: String,
     pub store: Store,
     pub verifier: Arc<KeyVerifier>,
     pub provisioning: Provisioning,
