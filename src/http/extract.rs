@@ -31,7 +31,7 @@ pub struct ScimCaller {
 }
 
 impl ScimCaller {
-    pub fn audit(&self) -> &AuditContext {
+    fn audit(&self) -> &AuditContext {
         self.audit
             .get_or_init(|| audit_context_of(&self.principal, self.client_ip, self.request_id))
     }
@@ -56,16 +56,15 @@ impl FromRequest for ScimCaller {
             let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
             let client_ip = client_ip(&req);
             let principal = state.verifier.authenticate(authorization, client_ip).await?;
-            let base_url = match req.match_info().get("tenant") {
-                Some(tenant) => {
-                    // Tenant isolation: a key of another tenant is not a key here.
-                    if tenant != principal.tenant_name {
-                        return Err(AuthError::WrongTenant.into());
-                    }
-                    format!("{}/t/{tenant}/scim/v2", state.settings.base_url)
-                }
-                None => state.scim_url.clone(),
-            };
+            // Tenant isolation: a key of another tenant is not a key here.
+            if req
+                .match_info()
+                .get("tenant")
+                .is_some_and(|tenant| tenant != principal.tenant_name)
+            {
+                return Err(AuthError::WrongTenant.into());
+            }
+            let base_url = scim_base_url(&req, &state);
             note_key_expiry(&req, &principal);
             let request_id = req.extensions().get::<tracing_actix_web::RequestId>().copied();
             Ok(ScimCaller {
@@ -148,7 +147,7 @@ pub fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ScimHttpError
         .ok_or_else(|| ScimError::internal().into())
 }
 
-/// The SCIM base URL a request used, without authenticating (discovery).
+/// The SCIM base URL a request used (for discovery, without authenticating).
 pub fn scim_base_url(req: &HttpRequest, state: &AppState) -> String {
     match req.match_info().get("tenant") {
         Some(tenant) => format!("{}/t/{tenant}/scim/v2", state.settings.base_url),
