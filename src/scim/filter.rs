@@ -211,6 +211,19 @@ pub enum AttrSource {
     Indexed,
 }
 
+/// Where filters and sorts read a top-level core or common attribute that
+/// the store keeps in a column of its own. As they read the column,
+/// [`crate::scim::resource::index_values`] indexes no values for it: doing
+/// so cost every create and replace index entries that nothing read.
+pub fn column_source(kind: ResourceKind, name: &str) -> Option<AttrSource> {
+    match (kind, name) {
+        (_, "externalId") => Some(AttrSource::ExternalId),
+        (ResourceKind::User, "userName") => Some(AttrSource::UserName),
+        (_, "displayName") => Some(AttrSource::DisplayName),
+        _ => None,
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The untyped tree
 
@@ -1013,9 +1026,11 @@ impl<'r> Validator<'r> {
         let top = r.attribute.name.as_str();
         let sub = r.sub_attribute.map(|s| s.name.as_str());
         if r.schema_urn.is_none() {
+            if let Some(column) = column_source(self.kind, top) {
+                return Some(column);
+            }
             return match (top, sub) {
                 ("id", _) => Some(AttrSource::Id),
-                ("externalId", _) => Some(AttrSource::ExternalId),
                 ("schemas", _) => Some(AttrSource::Schemas),
                 ("meta", Some("created")) => Some(AttrSource::MetaCreated),
                 ("meta", Some("lastModified")) => Some(AttrSource::MetaLastModified),
@@ -1029,9 +1044,10 @@ impl<'r> Validator<'r> {
         if r.extension {
             return Some(AttrSource::Indexed);
         }
+        if let Some(column) = column_source(self.kind, top) {
+            return Some(column);
+        }
         Some(match (self.kind, top) {
-            (ResourceKind::User, "userName") => AttrSource::UserName,
-            (_, "displayName") => AttrSource::DisplayName,
             (ResourceKind::Group, "members") => AttrSource::Members,
             (ResourceKind::User, "groups") => AttrSource::Groups,
             _ => AttrSource::Indexed,
@@ -1626,7 +1642,7 @@ mod tests {
 
     #[test]
     fn attributes_kept_in_columns_are_filtered_on_their_columns() {
-        // The store does not index these as values (`kept_in_columns`), so
+        // The store does not index these as values (`column_source`), so
         // a filter that read values for them would find nothing.
         for kind in [USER, GROUP] {
             let core = reg().core_schema(kind).attributes.iter();
@@ -1635,7 +1651,7 @@ mod tests {
                     continue;
                 };
                 let source = first_ref(&filter).source;
-                let in_column = crate::scim::resource::kept_in_columns(kind, &def.name);
+                let in_column = column_source(kind, &def.name).is_some();
                 assert_eq!(
                     in_column,
                     matches!(

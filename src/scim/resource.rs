@@ -935,23 +935,11 @@ pub fn index_values(reg: &SchemaRegistry, kind: ResourceKind, document: &Value) 
             continue;
         }
         let def = reg.common_attribute(key).or_else(|| core.attribute(key));
-        if let Some(def) = def.filter(|d| indexed(kind, d) && !kept_in_columns(kind, &d.name)) {
+        if let Some(def) = def.filter(|d| indexed(kind, d) && super::filter::column_source(kind, &d.name).is_none()) {
             index_attr(def, value, "", None, &mut out);
         }
     }
     out
-}
-
-/// Top-level attributes the store keeps in columns of their own, which
-/// filters and sorts read instead of indexed values (see the filter's
-/// `AttrSource`): indexing them as values too cost every create and
-/// replace index entries, at random places, that no query read.
-pub fn kept_in_columns(kind: ResourceKind, name: &str) -> bool {
-    match name {
-        "externalId" | "displayName" => true,
-        "userName" => kind == ResourceKind::User,
-        _ => false,
-    }
 }
 
 fn indexed(kind: ResourceKind, def: &AttributeDef) -> bool {
