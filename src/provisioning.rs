@@ -854,14 +854,21 @@ fn index_row(value: resource::IndexValue) -> IndexRow {
         .element
         .map(|e| i32::try_from(e).unwrap_or(i32::MAX))
         .unwrap_or(-1);
+    // Only the column the attribute's filters and sorts read (migration
+    // 11): each is indexed, so a second copy would cost an index entry that
+    // no query uses.
     let (text, folded, number) = match value.value {
-        IndexedScalar::Text { value, .. } => {
-            let folded = value.to_lowercase();
-            (Some(value), Some(folded), None)
-        }
-        IndexedScalar::Bool(b) => (Some(b.to_string()), Some(b.to_string()), None),
+        IndexedScalar::Text {
+            value,
+            case_exact: false,
+        } => (None, Some(value.to_lowercase()), None),
+        IndexedScalar::Text {
+            value,
+            case_exact: true,
+        } => (Some(value), None, None),
+        IndexedScalar::Bool(b) => (Some(b.to_string()), None, None),
         IndexedScalar::Number(n) => (None, None, Some(n)),
-        IndexedScalar::DateTime(t) => (Some(t.clone()), Some(t), None),
+        IndexedScalar::DateTime(t) => (Some(t), None, None),
     };
     IndexRow {
         attr: value.attr,
@@ -909,6 +916,36 @@ pub fn contention_error() -> ScimError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each value goes in the one column the query builder compares for its
+    /// attribute (`store::query`), the column whose index holds it.
+    #[test]
+    fn index_rows_hold_each_value_once_in_the_column_its_filters_read() {
+        let row = |value: IndexedScalar| {
+            let row = index_row(resource::IndexValue {
+                attr: "a".into(),
+                element: Some(2),
+                value,
+            });
+            assert_eq!((row.attr.as_str(), row.element), ("a", 2));
+            (row.text, row.folded, row.number)
+        };
+        let text = |value: &str, case_exact| IndexedScalar::Text {
+            value: value.into(),
+            case_exact,
+        };
+        assert_eq!(
+            row(text("BJensen@Example.com", false)),
+            (None, Some("bjensen@example.com".into()), None)
+        );
+        assert_eq!(row(text("MIIDQzCC", true)), (Some("MIIDQzCC".into()), None, None));
+        assert_eq!(row(IndexedScalar::Bool(false)), (Some("false".into()), None, None));
+        assert_eq!(
+            row(IndexedScalar::DateTime("2011-05-13T04:42:34.000000Z".into())),
+            (Some("2011-05-13T04:42:34.000000Z".into()), None, None)
+        );
+        assert_eq!(row(IndexedScalar::Number(1.5)), (None, None, Some(1.5)));
+    }
 
     #[test]
     fn stored_text_is_sent_as_the_projected_default_view_byte_for_byte() {

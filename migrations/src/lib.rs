@@ -2,7 +2,7 @@
 //!
 //! One file per change, named `mYYYYMMDD_NNNNNN_what.rs`, each with a working
 //! `down`. Applied migrations never change what they do: a change is a new
-//! file. What several share (`sqlite_statistics`) keeps their SQL as it was.
+//! file. What several share (`sqlite_statistics`, `statements`) keeps their SQL as it was.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -16,7 +16,9 @@ mod m20261206_000007_postgres_resource_counts;
 mod m20261206_000008_sqlite_planner_statistics;
 mod m20261206_000009_audit_list_order;
 mod m20261206_000010_resource_list_changes;
+mod m20261206_000011_partial_value_indexes;
 mod sqlite_statistics;
+mod statements;
 
 pub struct Migrator;
 
@@ -34,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000008_sqlite_planner_statistics::Migration),
             Box::new(m20261206_000009_audit_list_order::Migration),
             Box::new(m20261206_000010_resource_list_changes::Migration),
+            Box::new(m20261206_000011_partial_value_indexes::Migration),
         ]
     }
 }

@@ -16,7 +16,9 @@
 //! this migration starts at 1, its first create.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm_migration::sea_orm::DbBackend;
+
+use crate::statements::run;
 
 pub struct Migration;
 
@@ -101,12 +103,4 @@ impl MigrationTrait for Migration {
             _ => run(manager, &SQLITE_DOWN).await,
         }
     }
-}
-
-async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
-    let db = manager.get_connection();
-    for sql in statements {
-        db.execute_unprepared(sql).await?;
-    }
-    Ok(())
 }

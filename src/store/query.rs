@@ -521,9 +521,13 @@ impl Translator {
                 } else {
                     col(&v, "attr").eq(attr.key.as_str())
                 };
+                // An empty string is no value. A row holds text or folded
+                // text, or both if written before migration 11.
+                let not_empty = |column: &str| col(&v, column).is_null().or(col(&v, column).ne(""));
                 query
                     .and_where(key_match)
-                    .and_where(col(&v, "value_text").is_null().or(col(&v, "value_text").ne("")));
+                    .and_where(not_empty("value_text"))
+                    .and_where(not_empty("value_folded"));
                 Ok(Self::within(ctx, query))
             }
         }
@@ -580,9 +584,13 @@ impl Translator {
             Operand::Text(_) if !attr.case_exact => col(&v, "value_folded"),
             _ => col(&v, "value_text"),
         };
-        let condition = self.value_compare(column, attr.case_exact, op, operand)?;
+        let condition = self.value_compare(column.clone(), attr.case_exact, op, operand)?;
+        // Said outright, so that the planner may use the column's index,
+        // which holds only rows with a value there (migration 11), whatever
+        // the comparison: `instr(…) > 0` or `NOT (… = …)` would not tell it.
         query
             .and_where(col(&v, "attr").eq(attr.key.as_str()))
+            .and_where(column.is_not_null())
             .and_where(condition);
         Ok(Self::within(ctx, query))
     }

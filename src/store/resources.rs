@@ -26,16 +26,20 @@ use crate::scim::json_text::object_members;
 /// Rows per multi-row INSERT: well under SQLite's bound-parameter limit.
 const INSERT_CHUNK: usize = 500;
 
-/// One scalar value of a resource, as indexed for filtering.
+/// One scalar value of a resource, as indexed for filtering. One of the
+/// three values is set: the one the attribute's filters compare
+/// ([`super::query`] picks it from the attribute's definition). Rows written
+/// before migration 11 may also hold the text of a case-insensitive string;
+/// nothing reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexRow {
     /// Lowercase canonical attribute path (`emails.value`).
     pub attr: String,
     /// Index of the multi-valued element, -1 for singular attributes.
     pub element: i32,
-    /// The value as text (strings, booleans, normalised dateTimes).
+    /// Case-exact strings, booleans, normalised dateTimes.
     pub text: Option<String>,
-    /// Lowercased text, for case-insensitive comparison.
+    /// Case-insensitive strings, lowercased.
     pub folded: Option<String>,
     pub number: Option<f64>,
 }

@@ -263,6 +263,34 @@ async fn sort_by_any_attribute_ascending_and_descending_with_missing_values_last
     assert_scim_error(bad, 400, Some("invalidValue")).await;
 }
 
+/// `pr` holds for a non-empty value only (RFC 7644 §3.4.2.2), whichever
+/// column the attribute's values are kept in: case-insensitive strings
+/// (`title`), case-exact ones (`x509Certificates.value`), booleans.
+#[tokio::test]
+async fn presence_means_a_non_empty_value_of_any_type() {
+    let app = spawn_app().await;
+    for (name, title, certificate) in [("empty", "", ""), ("set", "Guide", "MIIC"), ("absent", "", "")] {
+        let mut user = json!({ "schemas": [USER_SCHEMA], "userName": name });
+        if name != "absent" {
+            user["title"] = json!(title);
+            user["x509Certificates"] = json!([{ "value": certificate }]);
+            user["emails"] = json!([{ "value": format!("{name}@example.com"), "primary": name == "set" }]);
+        }
+        create(&app, user).await;
+    }
+    assert_eq!(filtered(&app, "title pr").await, ["set"]);
+    assert_eq!(filtered(&app, "x509Certificates pr").await, ["set"]);
+    assert_eq!(filtered(&app, "x509Certificates.value pr").await, ["set"]);
+    assert_eq!(filtered(&app, "emails.primary pr").await, ["empty", "set"]);
+    assert_eq!(filtered(&app, r#"x509Certificates.value eq "MIIC""#).await, ["set"]);
+    assert_eq!(
+        filtered(&app, r#"x509Certificates.value eq "miic""#).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(filtered(&app, "emails[primary eq false]").await, ["empty"]);
+    assert_eq!(filtered(&app, r#"title eq "GUIDE""#).await, ["set"]);
+}
+
 #[tokio::test]
 async fn pages_of_a_sorted_filtered_list_neither_overlap_nor_skip() {
     let app = spawn_app().await;
@@ -772,6 +800,9 @@ async fn common_lookups_are_planned_on_indexes() {
             "ix_scim_resources_last_modified",
         ),
         (User, r#"name.familyName eq "Jensen""#, "ix_scim_values_folded"),
+        (User, r#"emails.value co "jensen""#, "ix_scim_values_folded"),
+        // Booleans are held as text; that index has only rows with text.
+        (User, "active eq false", "ix_scim_values_text"),
         (
             Group,
             r#"members.value eq "2819c223-7f76-453a-919d-413861904646""#,
