@@ -20,7 +20,8 @@
 //! unit of multi-row INSERTs, one call to the database for all of them. If
 //! the database refuses the unit (a taken userName), it is undone and they
 //! run one by one like any other operation, so each still gets its own
-//! answer, in request order for failOnErrors.
+//! answer, in request order for failOnErrors. While the database writes one
+//! run, the next run's users are validated ([`Job::prepare_ahead`]).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -106,9 +107,11 @@ pub async fn process(
         scope,
         authorize,
         definitions: &request.definitions,
+        circular: &plan.circular,
         resolved: HashMap::new(),
         pending: Vec::new(),
         run: Vec::new(),
+        prepared: HashMap::new(),
         results: Vec::with_capacity(request.entries.len()),
         errors: 0,
         fail_on_errors: request.fail_on_errors,
@@ -118,7 +121,7 @@ pub async fn process(
         ],
     };
     let entries = &request.entries;
-    for index in plan.order {
+    for (position, &index) in plan.order.iter().enumerate() {
         if job.stopped() {
             break;
         }
@@ -127,16 +130,20 @@ pub async fn process(
         if let (Ok(op), false) = (&entry.operation, plan.circular[index])
             && job.may_join_run(op)
         {
-            match job.prepare_user(op).await {
+            let prepared = match job.prepared.remove(&index) {
+                Some(prepared) => prepared,
+                None => job.prepare_user(op).await,
+            };
+            match prepared {
                 Ok(write) => {
-                    job.queue(index, write, entries).await;
+                    job.queue(index, write, entries, &plan.order[position + 1..]).await;
                     continue;
                 }
                 Err(e) => refused = Some(e),
             }
         }
         // Whatever runs next runs after the creates queued before it.
-        job.flush_run(entries).await;
+        job.flush_run(entries, &[]).await;
         if job.stopped() {
             break;
         }
@@ -156,7 +163,7 @@ pub async fn process(
         job.settle(index, outcome, entries);
         job.after_settling(entries).await;
     }
-    job.flush_run(entries).await;
+    job.flush_run(entries, &[]).await;
     job.commit_batch(entries).await;
     job.abandon_deferred(entries);
     tracing::info!(
@@ -627,12 +634,17 @@ struct Job<'a> {
     scope: &'a Scope<'a>,
     authorize: &'a dyn Fn(ResourceKind, Method) -> ScimResult<()>,
     definitions: &'a HashMap<String, usize>,
+    /// Per operation: whether it is in a cycle of references (never run).
+    circular: &'a [bool],
     /// bulkId → the id it created, or `None` when its POST failed.
     resolved: HashMap<String, Option<String>>,
     pending: Vec<Pending>,
     /// Users validated and waiting to be created together (position in the
     /// request, what to write): see [`Job::flush_run`].
     run: Vec<(usize, ResourceWrite)>,
+    /// User creates validated ahead, by position in the request, while the
+    /// run before them was written: see [`Job::prepare_ahead`].
+    prepared: HashMap<usize, ScimResult<ResourceWrite>>,
     /// (position in the request, answer).
     results: Vec<(usize, Value)>,
     errors: usize,
@@ -702,11 +714,34 @@ impl Job<'_> {
             .await
     }
 
-    async fn queue(&mut self, index: usize, write: ResourceWrite, entries: &[Entry]) {
+    /// Adds a validated user to the run; a full run is written, while the
+    /// users among `upcoming` (the operations after it, in the order they
+    /// run) that would join the next run are validated.
+    async fn queue(&mut self, index: usize, write: ResourceWrite, entries: &[Entry], upcoming: &[usize]) {
         self.run.push((index, write));
         if self.run.len() >= RUN_CREATES {
-            self.flush_run(entries).await;
+            self.flush_run(entries, upcoming).await;
         }
+    }
+
+    /// Validates the user creates that come next in `upcoming`, up to a
+    /// run's worth and stopping at the first operation that could not join
+    /// a run. Validation reads nothing from the database, so it may run
+    /// while the run before is being written: a Bulk request is handled by
+    /// one task, and the database works on its own thread (SQLite) or
+    /// server, so the two overlap instead of taking turns. What an
+    /// operation's turn then finds here, it uses instead of validating.
+    async fn prepare_ahead(&self, upcoming: &[usize], entries: &[Entry]) -> Vec<(usize, ScimResult<ResourceWrite>)> {
+        let mut prepared = Vec::new();
+        for &index in upcoming.iter().take(RUN_CREATES) {
+            match &entries[index].operation {
+                Ok(op) if !self.circular[index] && self.may_join_run(op) => {
+                    prepared.push((index, self.prepare_user(op).await));
+                }
+                _ => break,
+            }
+        }
+        prepared
     }
 
     /// Creates the queued users as one write unit in the open batch: one
@@ -715,14 +750,25 @@ impl Job<'_> {
     /// round trips to PostgreSQL). If any is refused (a taken userName), the
     /// unit is undone and they run one by one as any operation does, so
     /// each gets its own answer.
-    async fn flush_run(&mut self, entries: &[Entry]) {
+    ///
+    /// Meanwhile the users of `upcoming` that come next are validated
+    /// ([`Job::prepare_ahead`]).
+    async fn flush_run(&mut self, entries: &[Entry], upcoming: &[usize]) {
         if self.run.is_empty() {
             return;
         }
         let (indexes, writes): (Vec<usize>, Vec<ResourceWrite>) = std::mem::take(&mut self.run).into_iter().unzip();
         let count = writes.len();
         let together = match self.open_batch(count).await {
-            Ok(()) => self.runner().create_users_together(self.scope, writes).await,
+            Ok(()) => {
+                let (together, prepared) = futures_util::future::join(
+                    self.runner().create_users_together(self.scope, writes),
+                    self.prepare_ahead(upcoming, entries),
+                )
+                .await;
+                self.prepared.extend(prepared);
+                together
+            }
             Err(e) => Err(e),
         };
         match together {

@@ -1006,3 +1006,47 @@ async fn fail_on_errors_counts_errors_of_users_sent_together_in_request_order() 
     assert_eq!(app.total("/scim/v2/Users?filter=userName%20eq%20%22never%22").await, 0);
     assert_eq!(app.total("/scim/v2/Users").await, 3);
 }
+
+/// While one run of users is written, the next is validated ahead
+/// (`bulk::Job::prepare_ahead`). What is validated ahead answers as it
+/// would in its turn: an invalid user fails alone and counts toward
+/// failOnErrors in request order, a group between runs stops the
+/// look-ahead and runs in its place, and nothing after the stop is created.
+#[tokio::test]
+async fn users_validated_ahead_of_their_turn_answer_in_request_order() {
+    let app = spawn_app_configured(|s| s.max_body_bytes = 1024 * 1024).await;
+    app.create_user("taken@example.com").await;
+    let mut operations: Vec<Value> = (0..120).map(post_full_user).collect();
+    operations[70]["data"].as_object_mut().expect("data").remove("userName");
+    operations[75] = post_group("g", "between runs", &["bulkId:u3"]);
+    operations[110]["data"]["userName"] = json!("Taken@example.com");
+    let ops = bulk(
+        &app,
+        &json!({ "schemas": [BULK_REQUEST], "failOnErrors": 2, "Operations": operations }),
+    )
+    .await;
+    assert_eq!(ops.len(), 111, "processing stops at the second error");
+    for (i, op) in ops.iter().enumerate() {
+        match i {
+            70 => assert_eq!(op["status"], "400", "{op}"),
+            75 => {
+                let id = assert_created(&app, op, "Groups", "g");
+                let group = get_json(&app, &format!("/scim/v2/Groups/{id}")).await;
+                assert_eq!(group["members"].as_array().map(Vec::len), Some(1), "{group}");
+            }
+            110 => {
+                assert_failed(op, "409", Some("uniqueness"));
+            }
+            _ => {
+                let id = assert_created(&app, op, "Users", &format!("u{i}"));
+                assert_eq!(
+                    found(&app, &format!("emails.value eq \"mail{i:03}@example.com\"")).await,
+                    [id]
+                );
+            }
+        }
+    }
+    // 108 of the first 110 operations created users, beside the taken one.
+    assert_eq!(app.total("/scim/v2/Users").await, 109);
+    assert_eq!(found(&app, "emails.value eq \"mail111@example.com\"").await.len(), 0);
+}
