@@ -5,11 +5,12 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Select, Set, Statement,
+    QueryTrait, Select, Statement,
 };
 use serde_json::Value;
 
 use super::entities::audit_event;
+use super::rows_insert::RowsInsert;
 use super::{Store, StoreResult};
 use crate::auth::key::KeyId;
 
@@ -96,29 +97,50 @@ pub(crate) fn record_statement(backend: DbBackend, ctx: &AuditContext, event: Ev
 }
 
 /// One INSERT recording several events (at least one), each with who acted.
+/// Without RETURNING or a read-back: nothing needs the rows again, and
+/// every SCIM write records one.
 pub(crate) fn record_many_statement<'a>(
     backend: DbBackend,
     events: impl IntoIterator<Item = (&'a AuditContext, Event<'a>)>,
 ) -> Statement {
     let at = super::now();
-    let rows = events.into_iter().map(|(ctx, event)| audit_event::ActiveModel {
-        id: Set(uuid::Uuid::now_v7().to_string()),
-        tenant_id: Set(ctx.tenant_id.clone()),
-        at: Set(at),
-        action: Set(event.action.to_string()),
-        actor_key_id: Set(ctx.key_id.clone()),
-        actor_service_user_id: Set(ctx.service_user_id.clone()),
-        actor_service_user_name: Set(ctx.actor_name.clone()),
-        target_type: Set(event.target_type.to_string()),
-        target_id: Set(event.target_id.map(str::to_string)),
-        ip: Set(ctx.ip.clone()),
-        request_id: Set(ctx.request_id.clone()),
-        outcome: Set(event.outcome.to_string()),
-        detail: Set(event.detail.map(|d| d.to_string())),
-    });
-    // Without RETURNING or a read-back: nothing needs the rows again, and
-    // every SCIM write records one.
-    audit_event::Entity::insert_many(rows).build(backend)
+    let mut insert = RowsInsert::new(
+        backend,
+        "audit_events",
+        [
+            "id",
+            "tenant_id",
+            "at",
+            "action",
+            "actor_key_id",
+            "actor_service_user_id",
+            "actor_service_user_name",
+            "target_type",
+            "target_id",
+            "ip",
+            "request_id",
+            "outcome",
+            "detail",
+        ],
+    );
+    for (ctx, event) in events {
+        insert.row([
+            uuid::Uuid::now_v7().to_string().into(),
+            ctx.tenant_id.as_str().into(),
+            at.into(),
+            event.action.into(),
+            ctx.key_id.clone().into(),
+            ctx.service_user_id.clone().into(),
+            ctx.actor_name.as_str().into(),
+            event.target_type.into(),
+            event.target_id.map(str::to_string).into(),
+            ctx.ip.clone().into(),
+            ctx.request_id.clone().into(),
+            event.outcome.into(),
+            event.detail.map(|d| d.to_string()).into(),
+        ]);
+    }
+    insert.build()
 }
 
 /// Filters of `GET /admin/v1/audit-events`.

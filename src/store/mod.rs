@@ -22,6 +22,7 @@ pub mod keys;
 pub mod page_marks;
 pub mod query;
 pub mod resources;
+mod rows_insert;
 pub mod statistics;
 pub mod tenants;
 

@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use super::audit::{AuditContext, Event, record, record_many_statement, record_statement};
 use super::direct::{DirectReads, DirectRow, ResultRow, Snapshot, read_rows};
+use super::rows_insert::RowsInsert;
 use super::{Conn, Store, StoreError, StoreResult, now, scim_timestamp};
 use crate::scim::ResourceKind;
 use crate::scim::json_text::object_members;
@@ -770,30 +771,31 @@ fn index_statements<'a>(
         .collect();
     let mut statements = Vec::new();
     for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut insert = Query::insert();
-        insert.into_table("scim_values").columns([
-            "tenant_id",
-            "resource_id",
-            "attr",
-            "element",
-            "value_text",
-            "value_folded",
-            "value_number",
-        ]);
+        let mut insert = RowsInsert::new(
+            backend,
+            "scim_values",
+            [
+                "tenant_id",
+                "resource_id",
+                "attr",
+                "element",
+                "value_text",
+                "value_folded",
+                "value_number",
+            ],
+        );
         for (tenant_id, resource_id, row) in chunk {
-            insert
-                .values([
-                    (*tenant_id).into(),
-                    (*resource_id).into(),
-                    row.attr.clone().into(),
-                    row.element.into(),
-                    row.text.clone().into(),
-                    row.folded.clone().into(),
-                    row.number.into(),
-                ])
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            insert.row([
+                (*tenant_id).into(),
+                (*resource_id).into(),
+                row.attr.as_str().into(),
+                row.element.into(),
+                row.text.clone().into(),
+                row.folded.clone().into(),
+                row.number.into(),
+            ]);
         }
-        statements.push(backend.build(&insert));
+        statements.push(insert.build());
     }
     Ok(statements)
 }
@@ -809,22 +811,25 @@ fn new_resources(
     creates: &[(&AuditContext, &ResourceWrite)],
 ) -> StoreResult<(Vec<StoredResource>, Vec<Statement>)> {
     let at = scim_timestamp(now());
-    let mut insert = Query::insert();
-    insert.into_table("scim_resources").columns([
-        "id",
-        "tenant_id",
-        "resource_type",
-        "user_name",
-        "user_name_folded",
-        "external_id",
-        "display_name",
-        "display_name_folded",
-        "document",
-        "password_hash",
-        "version",
-        "created_at",
-        "last_modified",
-    ]);
+    let mut insert = RowsInsert::new(
+        backend,
+        "scim_resources",
+        [
+            "id",
+            "tenant_id",
+            "resource_type",
+            "user_name",
+            "user_name_folded",
+            "external_id",
+            "display_name",
+            "display_name_folded",
+            "document",
+            "password_hash",
+            "version",
+            "created_at",
+            "last_modified",
+        ],
+    );
     let mut created = Vec::with_capacity(creates.len());
     for (audit, write) in creates {
         // Time-ordered ids: a create appends to the id-keyed indexes (the
@@ -833,23 +838,23 @@ fn new_resources(
         let id = uuid::Uuid::now_v7().to_string();
         let cols = IndexedColumns::of(kind, &write.document);
         let document = serde_json::to_string(&write.document).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        insert
-            .values([
-                id.as_str().into(),
-                audit.tenant_id.as_str().into(),
-                kind.code().into(),
-                cols.user_name.clone().into(),
-                cols.user_name.as_deref().map(str::to_lowercase).into(),
-                cols.external_id.into(),
-                cols.display_name.clone().into(),
-                cols.display_name.as_deref().map(str::to_lowercase).into(),
-                document.as_str().into(),
-                write.password_hash.clone().into(),
-                1i64.into(),
-                at.as_str().into(),
-                at.as_str().into(),
-            ])
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let user_name_folded = cols.user_name.as_deref().map(str::to_lowercase);
+        let display_name_folded = cols.display_name.as_deref().map(str::to_lowercase);
+        insert.row([
+            id.as_str().into(),
+            audit.tenant_id.as_str().into(),
+            kind.code().into(),
+            cols.user_name.into(),
+            user_name_folded.into(),
+            cols.external_id.into(),
+            cols.display_name.into(),
+            display_name_folded.into(),
+            document.as_str().into(),
+            write.password_hash.clone().into(),
+            1i64.into(),
+            at.as_str().into(),
+            at.as_str().into(),
+        ]);
         created.push(StoredResource {
             id,
             kind,
@@ -861,7 +866,7 @@ fn new_resources(
             groups: None,
         });
     }
-    let mut statements = vec![backend.build(&insert)];
+    let mut statements = vec![insert.build()];
     statements.extend(index_statements(
         backend,
         created
