@@ -7,7 +7,7 @@ use crate::scim::json_text::{self, ObjectWriter};
 
 use crate::auth::hashing::Hasher;
 use crate::scim::resource::{self, IndexedScalar, Projection};
-use crate::scim::schema::SchemaRegistry;
+use crate::scim::schema::{AttrType, SchemaRegistry};
 use crate::scim::{ResourceKind, ScimError, ScimResult, ScimType};
 use crate::scim::{filter, patch};
 use crate::store::audit::AuditContext;
@@ -468,7 +468,17 @@ impl Provisioning {
         Ok(match request.sort_by.map(str::trim) {
             Some(path) if !path.is_empty() => {
                 let parsed = filter::parse_attr_path(path).map_err(|_| invalid_sort(path))?;
-                let attr = filter::attr_ref(self.registry, kind, &parsed).map_err(|_| invalid_sort(path))?;
+                let mut attr = filter::attr_ref(self.registry, kind, &parsed).map_err(|_| invalid_sort(path))?;
+                // A complex attribute sorts by its `value` (RFC 7644
+                // §3.4.2.3), held and compared as that sub-attribute is
+                // (`x509Certificates.value` is case-exact binary).
+                if attr.attr_type == AttrType::Complex
+                    && let Some(value) = filter::parse_attr_path(&format!("{path}.value"))
+                        .ok()
+                        .and_then(|value| filter::attr_ref(self.registry, kind, &value).ok())
+                {
+                    attr = value;
+                }
                 let descending = match request.sort_order.map(str::trim) {
                     None | Some("") => false,
                     Some(o) if o.eq_ignore_ascii_case("ascending") => false,

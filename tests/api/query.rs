@@ -214,6 +214,44 @@ async fn group_filters_reach_display_name_and_members() {
     );
 }
 
+/// A complex attribute sorts by its `value` sub-attribute, compared as that
+/// sub-attribute is: `x509Certificates.value` is case-exact, so "QUJD" <
+/// "QkNE" < "YWJj" in code-point order (case-insensitively "QkNE" would come
+/// first). The users are created in another order.
+#[tokio::test]
+async fn a_complex_attribute_sorts_by_its_value_as_that_sub_attribute_compares() {
+    let app = spawn_app().await;
+    for (name, certificate) in [("c", "YWJj"), ("b", "QkNE"), ("a", "QUJD")] {
+        create(
+            &app,
+            json!({ "schemas": [USER_SCHEMA], "userName": name, "x509Certificates": [{ "value": certificate }] }),
+        )
+        .await;
+    }
+    for (sort_by, order, expected) in [
+        ("x509Certificates", "ascending", ["a", "b", "c"]),
+        ("x509Certificates", "descending", ["c", "b", "a"]),
+        ("x509Certificates.value", "ascending", ["a", "b", "c"]),
+    ] {
+        let body: Value = app
+            .request(Method::GET, "/scim/v2/Users")
+            .query(&[("sortBy", sort_by), ("sortOrder", order)])
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        let names: Vec<&str> = body["Resources"]
+            .as_array()
+            .expect("Resources")
+            .iter()
+            .map(|u| u["userName"].as_str().expect("userName"))
+            .collect();
+        assert_eq!(names, expected, "sortBy={sort_by} {order}");
+    }
+}
+
 #[tokio::test]
 async fn sort_by_any_attribute_ascending_and_descending_with_missing_values_last() {
     let app = spawn_app().await;
