@@ -127,9 +127,7 @@ pub async fn process(
         }
         let entry = &entries[index];
         let mut refused = None;
-        if let (Ok(op), false) = (&entry.operation, plan.circular[index])
-            && job.may_join_run(op)
-        {
+        if let Some(op) = job.run_candidate(index, entries) {
             let prepared = match job.prepared.remove(&index) {
                 Some(prepared) => prepared,
                 None => job.prepare_user(op).await,
@@ -705,6 +703,15 @@ impl Job<'_> {
             && self.pending.is_empty()
     }
 
+    /// The operation at `index` if it may wait in the run of users created
+    /// together: parsed, in no cycle of references, and joinable now.
+    fn run_candidate<'e>(&self, index: usize, entries: &'e [Entry]) -> Option<&'e Operation> {
+        match &entries[index].operation {
+            Ok(op) if !self.circular[index] && self.may_join_run(op) => Some(op),
+            _ => None,
+        }
+    }
+
     /// What [`Job::execute`] checks of a user POST before writing: the
     /// caller's scope and the user's data.
     async fn prepare_user(&self, op: &Operation) -> ScimResult<ResourceWrite> {
@@ -734,12 +741,10 @@ impl Job<'_> {
     async fn prepare_ahead(&self, upcoming: &[usize], entries: &[Entry]) -> Vec<(usize, ScimResult<ResourceWrite>)> {
         let mut prepared = Vec::new();
         for &index in upcoming.iter().take(RUN_CREATES) {
-            match &entries[index].operation {
-                Ok(op) if !self.circular[index] && self.may_join_run(op) => {
-                    prepared.push((index, self.prepare_user(op).await));
-                }
-                _ => break,
-            }
+            let Some(op) = self.run_candidate(index, entries) else {
+                break;
+            };
+            prepared.push((index, self.prepare_user(op).await));
         }
         prepared
     }

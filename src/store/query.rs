@@ -823,22 +823,17 @@ impl Translator {
             AttrSource::MetaCreated => resource_col("created_at"),
             AttrSource::MetaLastModified => resource_col("last_modified"),
             AttrSource::Indexed => {
-                let key = if attr.attr_type == AttrType::Complex {
-                    format!("{}.value", attr.key)
-                } else {
-                    attr.key.clone()
-                };
+                // A complex attribute arrives as its `value` sub-attribute
+                // (`Provisioning::compile_sort`), compared as that is.
+                let key = attr.key.as_str();
                 let v = self.alias("s");
                 let p = self.alias("p");
                 let column = match attr.attr_type {
                     AttrType::Integer | AttrType::Decimal => "value_number",
-                    AttrType::String | AttrType::Reference | AttrType::Complex if !attr.case_exact => "value_folded",
+                    AttrType::String | AttrType::Reference if !attr.case_exact => "value_folded",
                     _ => "value_text",
                 };
-                let parent = key
-                    .rsplit_once('.')
-                    .map(|(parent, _)| parent.to_string())
-                    .unwrap_or_default();
+                let parent = key.rsplit_once('.').map_or("", |(parent, _)| parent);
                 let primary = Query::select()
                     .expr(Expr::cust("1"))
                     .from_as(Alias::new("scim_values"), p.clone())

@@ -321,7 +321,7 @@ impl Store {
         }
         let update = backend.build(&update);
         let mut reindex = vec![backend.build(&delete_index(tenant_id, id))];
-        reindex.extend(index_statements(backend, [(tenant_id, id, write.index.as_slice())])?);
+        reindex.extend(index_statements(backend, [(tenant_id, id, write.index.as_slice())]));
         let replaced = Event::success(audit_action, kind.code(), id);
         match write.members {
             // Nothing to read or walk: the statements go together.
@@ -423,7 +423,7 @@ impl Store {
         let mut reindex = Vec::new();
         if let Some(write) = &write {
             reindex.push(backend.build(&delete_index(tenant_id, id)));
-            reindex.extend(index_statements(backend, [(tenant_id, id, write.index.as_slice())])?);
+            reindex.extend(index_statements(backend, [(tenant_id, id, write.index.as_slice())]));
         }
         let patched = Event::success(action(kind, "patched"), kind.code(), id);
         let members_unchanged = delta.replace_all.is_none() && delta.add.is_empty() && delta.remove.is_empty();
@@ -764,7 +764,7 @@ fn delete_index(tenant_id: &str, resource_id: &str) -> DeleteStatement {
 fn index_statements<'a>(
     backend: DbBackend,
     resources: impl IntoIterator<Item = (&'a str, &'a str, &'a [IndexRow])>,
-) -> StoreResult<Vec<Statement>> {
+) -> Vec<Statement> {
     let rows: Vec<(&str, &str, &IndexRow)> = resources
         .into_iter()
         .flat_map(|(tenant_id, resource_id, rows)| rows.iter().map(move |row| (tenant_id, resource_id, row)))
@@ -797,7 +797,7 @@ fn index_statements<'a>(
         }
         statements.push(insert.build());
     }
-    Ok(statements)
+    statements
 }
 
 /// The statements that create new resources (version 1), each with its own
@@ -873,7 +873,7 @@ fn new_resources(
             .iter()
             .zip(creates)
             .map(|(c, (audit, write))| (audit.tenant_id.as_str(), c.id.as_str(), write.index.as_slice())),
-    )?);
+    ));
     let events = created
         .iter()
         .zip(creates)
