@@ -288,6 +288,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("scimd-direct-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("t.db");
+        // As `Store::connect` does before SQLite's first connection.
+        crate::store::sqlite_memory::configure();
         Connection::open(&file)
             .expect("open")
             .execute_batch(setup)

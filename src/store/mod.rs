@@ -23,6 +23,7 @@ pub mod page_marks;
 pub mod query;
 pub mod resources;
 mod rows_insert;
+pub mod sqlite_memory;
 pub mod statistics;
 pub mod tenants;
 
@@ -370,6 +371,7 @@ pub struct Store {
 impl Store {
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
         if url.starts_with("sqlite:") {
+            sqlite_memory::configure();
             let write = Database::connect(sqlite_options(url, 1, true)).await?;
             let read = Database::connect(sqlite_options(url, 8, false)).await?;
             let mut store = Store::over(write, read);

@@ -229,3 +229,30 @@ async fn a_checkpoint_beside_the_server_copies_the_wal_back_and_loses_nothing() 
         assert_eq!(app.get(&format!("/scim/v2/Users/{id}")).await.status(), 200);
     }
 }
+
+/// SQLite allocates from the server's allocator (mimalloc) and keeps no
+/// memory statistics (`scimd::store::sqlite_memory`). On PostgreSQL the
+/// server opens no SQLite; the explicit call configures it the same way.
+#[tokio::test]
+#[expect(unsafe_code, reason = "allocates and frees one block through SQLite's C API")]
+async fn sqlite_allocates_from_the_servers_allocator_and_keeps_no_statistics() {
+    let _app = spawn_app().await;
+    scimd::store::sqlite_memory::configure();
+    // SAFETY: a block SQLite allocates is freed by SQLite, once; the other
+    // calls read counters or a pointer's owner.
+    unsafe {
+        let counted_before = rusqlite::ffi::sqlite3_memory_used();
+        let block = rusqlite::ffi::sqlite3_malloc(1 << 20);
+        assert!(!block.is_null());
+        assert!(
+            libmimalloc_sys::mi_is_in_heap_region(block.cast_const()),
+            "SQLite's block is not mimalloc's"
+        );
+        assert_eq!(
+            rusqlite::ffi::sqlite3_memory_used(),
+            counted_before,
+            "SQLite counted its allocation"
+        );
+        rusqlite::ffi::sqlite3_free(block);
+    }
+}
