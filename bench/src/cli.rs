@@ -99,8 +99,12 @@ pub struct Options {
     )]
     pub targets: Vec<TargetKind>,
     /// A PostgreSQL server's URL; the harness creates and drops its own
-    /// database `scimd_bench_<random>` next to the one named
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    /// database `scimd_bench_<random>` next to the one named, and scimd
+    /// connects with the same parameters. The default server is on this
+    /// machine, reached over loopback without TLS (`sslmode=disable`), as
+    /// an operator would run a database on scimd's own host; leave
+    /// `sslmode` out to measure TLS (PostgreSQL's default, `prefer`)
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")]
     pub postgres_url: String,
     /// Where the Markdown and JSON results go [default: bench/results]
     #[arg(long)]
@@ -132,6 +136,8 @@ pub struct Settings {
     pub targets: Vec<TargetKind>,
     #[serde(skip)]
     pub postgres_url: String,
+    /// The URL's `sslmode`, which the report states (the URL may hold a password).
+    pub postgres_sslmode: Option<String>,
     pub out: PathBuf,
     pub tiny: bool,
     #[serde(skip)]
@@ -178,6 +184,7 @@ impl Options {
             bulk_size: pick(self.bulk_size, 1000, 100),
             bulk_repeats: pick(self.bulk_repeats, 5, 1),
             targets,
+            postgres_sslmode: sslmode(&self.postgres_url),
             postgres_url: self.postgres_url,
             out: self.out.unwrap_or_else(|| bench_dir().join("results")),
             tiny,
@@ -202,5 +209,33 @@ impl Options {
         anyhow::ensure!(settings.bulk_repeats >= 1, "--bulk-repeats must be at least 1");
         anyhow::ensure!(!settings.targets.is_empty(), "--targets names no target");
         Ok(settings)
+    }
+}
+
+/// The `sslmode` parameter of a PostgreSQL URL, if it has one.
+pub fn sslmode(url: &str) -> Option<String> {
+    let (_, query) = url.split_once('?')?;
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("sslmode="))
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sslmode;
+
+    #[test]
+    fn sslmode_is_read_from_the_url_query_only() {
+        assert_eq!(
+            sslmode("postgres://postgres@127.0.0.1:5432/test?sslmode=disable").as_deref(),
+            Some("disable")
+        );
+        assert_eq!(
+            sslmode("postgres://u:p@h/db?application_name=x&sslmode=require").as_deref(),
+            Some("require")
+        );
+        assert_eq!(sslmode("postgres://u:sslmode=x@h/db"), None);
+        assert_eq!(sslmode("postgres://h/db?application_name=x"), None);
     }
 }

@@ -237,13 +237,17 @@ impl Report {
         let _ = writeln!(md, "Command: `{}`  ", self.command);
         let _ = writeln!(
             md,
-            "Settings: {} users, {} connections, {} s per scenario, big group of {} members, Bulk of {} creates × {}.  ",
+            "Settings: {} users, {} connections, {} s per scenario, big group of {} members, Bulk of {} creates × {}; \
+             scimd connects to PostgreSQL with sslmode {}.  ",
             thousands(s.users as u64),
             s.connections,
             s.duration_secs,
             thousands(s.members as u64),
             thousands(s.bulk_size as u64),
-            s.bulk_repeats
+            s.bulk_repeats,
+            s.postgres_sslmode
+                .as_deref()
+                .unwrap_or("prefer (not set: TLS if the server offers it)")
         );
         let m = &self.machine;
         let _ = writeln!(
