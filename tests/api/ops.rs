@@ -256,3 +256,51 @@ async fn sqlite_allocates_from_the_servers_allocator_and_keeps_no_statistics() {
         rusqlite::ffi::sqlite3_free(block);
     }
 }
+
+/// A pooled PostgreSQL connection that the server ended while it sat idle
+/// is tested and replaced before a request gets it (sqlx's test runs only
+/// on connections idle past `store`'s `PING_CONNECTIONS_IDLE_FOR`, 500 ms):
+/// after the database ends every session scimd holds, requests still
+/// answer 200. SQLite has no server to end sessions: there the test stops
+/// after its first requests.
+#[tokio::test]
+async fn postgres_connections_ended_while_idle_are_replaced_before_use() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    let app = spawn_app().await;
+    let user = app.create_user("idle-connections").await;
+    let id = user["id"].as_str().expect("id");
+    let path = format!("/scim/v2/Users/{id}");
+    let statuses = |n: usize| {
+        let path = path.clone();
+        let app = &app;
+        async move {
+            let answers = futures_util::future::join_all((0..n).map(|_| app.get(&path))).await;
+            answers.iter().map(|r| r.status().as_u16()).collect::<Vec<_>>()
+        }
+    };
+    // Several pooled connections in use at once.
+    assert!(statuses(16).await.iter().all(|s| *s == 200));
+    if !app.database_url.starts_with("postgres") {
+        return;
+    }
+    let admin = sea_orm::Database::connect(app.database_url.as_str())
+        .await
+        .expect("connect");
+    let ended = admin
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(pg_terminate_backend(pid)) AS ended FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        ))
+        .await
+        .expect("terminate")
+        .expect("a row")
+        .try_get::<i64>("", "ended")
+        .expect("count");
+    assert!(ended >= 2, "scimd held {ended} sessions");
+    admin.close().await.expect("close");
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let after = statuses(16).await;
+    assert!(after.iter().all(|s| *s == 200), "{after:?}");
+}
