@@ -472,12 +472,14 @@ impl Provisioning {
                 // A complex attribute sorts by its `value` (RFC 7644
                 // §3.4.2.3), held and compared as that sub-attribute is
                 // (`x509Certificates.value` is case-exact binary).
-                if attr.attr_type == AttrType::Complex
-                    && let Some(value) = filter::parse_attr_path(&format!("{path}.value"))
-                        .ok()
-                        .and_then(|value| filter::attr_ref(self.registry, kind, &value).ok())
-                {
-                    attr = value;
+                if attr.attr_type == AttrType::Complex {
+                    let value = filter::AttrPath {
+                        sub_attr: Some("value".into()),
+                        ..parsed
+                    };
+                    if let Ok(value) = filter::attr_ref(self.registry, kind, &value) {
+                        attr = value;
+                    }
                 }
                 let descending = match request.sort_order.map(str::trim) {
                     None | Some("") => false,
