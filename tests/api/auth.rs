@@ -4,7 +4,7 @@ use reqwest::Method;
 use scimd::auth::Scope;
 use serde_json::{Value, json};
 
-use crate::helpers::{USER_SCHEMA, assert_scim_error, spawn_app};
+use crate::helpers::{USER_SCHEMA, assert_scim_error, json_body, spawn_app};
 
 async fn status_with_key(app: &crate::helpers::TestApp, key: &str, method: Method, path: &str) -> u16 {
     let mut request = app.request_with(key, method.clone(), path);
@@ -199,14 +199,7 @@ async fn a_key_of_another_tenant_gets_401_on_the_tenant_path_and_sees_only_its_o
         .expect("request");
     assert_scim_error(admin_on_other, 401, None).await;
     // Nothing of tenant default is visible, countable or reachable by id.
-    let list: Value = app
-        .request_with(other_key, Method::GET, "/scim/v2/Users")
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = json_body(app.request_with(other_key, Method::GET, "/scim/v2/Users")).await;
     assert_eq!(list["totalResults"], 0);
     let alice_path = format!("/scim/v2/Users/{}", alice["id"].as_str().expect("id"));
     let probe = app

@@ -9,7 +9,8 @@ use scimd::auth::Scope;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ENTERPRISE, ERROR_SCHEMA, GROUP_SCHEMA, TestApp, USER_SCHEMA, assert_scim_error, spawn_app, spawn_app_configured,
+    ENTERPRISE, ERROR_SCHEMA, GROUP_SCHEMA, TestApp, USER_SCHEMA, assert_scim_error, json_body, spawn_app,
+    spawn_app_configured,
 };
 
 const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
@@ -622,15 +623,7 @@ async fn the_tenant_path_works_in_that_tenant_with_locations_under_its_path() {
 #[tokio::test]
 async fn the_service_provider_config_advertises_bulk_with_its_limits() {
     let app = spawn_app_configured(|s| s.max_body_bytes = 200_000).await;
-    let spc: Value = app
-        .client
-        .get(app.url("/scim/v2/ServiceProviderConfig"))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let spc: Value = json_body(app.client.get(app.url("/scim/v2/ServiceProviderConfig"))).await;
     assert_eq!(
         spc["bulk"],
         json!({ "supported": true, "maxOperations": 1000, "maxPayloadSize": 200_000 })

@@ -10,7 +10,7 @@ use scimd::auth::scopes::Scope;
 use scimd::store::keys::NewKey;
 use serde_json::{Value, json};
 
-use crate::helpers::{GROUP_SCHEMA, TestApp, USER_SCHEMA, assert_scim_error, spawn_app};
+use crate::helpers::{GROUP_SCHEMA, TestApp, USER_SCHEMA, assert_scim_error, json_body, spawn_app};
 
 fn id(resource: &Value) -> &str {
     resource["id"].as_str().expect("resource has an id")
@@ -482,14 +482,7 @@ async fn a_group_cannot_reference_a_user_of_another_tenant() {
             .expect("request");
         assert_scim_error(response, 400, Some("invalidValue")).await;
     }
-    let other_groups: Value = app
-        .request_with(&other_key, Method::GET, "/t/other/scim/v2/Groups")
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let other_groups: Value = json_body(app.request_with(&other_key, Method::GET, "/t/other/scim/v2/Groups")).await;
     assert_eq!(other_groups["totalResults"], 0, "no group was created in tenant other");
     assert_eq!(group_total(&app).await, 0, "nor in tenant default");
     let alice = get_ok(&app, &format!("/scim/v2/Users/{}", id(&default_user))).await;

@@ -296,6 +296,11 @@ impl TestApp {
     }
 }
 
+/// Sends `request` and reads its answer's body as JSON, whatever its status.
+pub async fn json_body(request: RequestBuilder) -> Value {
+    request.send().await.expect("request").json().await.expect("json")
+}
+
 /// Asserts a SCIM error answer and returns its body.
 pub async fn assert_scim_error(response: Response, status: u16, scim_type: Option<&str>) -> Value {
     assert_eq!(response.status().as_u16(), status, "status");

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{ENTERPRISE, TestApp, USER_SCHEMA, assert_scim_error, spawn_app};
+use crate::helpers::{ENTERPRISE, TestApp, USER_SCHEMA, assert_scim_error, json_body, spawn_app};
 
 async fn create(app: &TestApp, body: Value) -> Value {
     let response = app.post("/scim/v2/Users", &body).await;
@@ -46,15 +46,16 @@ async fn seed(app: &TestApp) -> [Value; 3] {
 
 /// The userNames of all users in the order `sortBy`/`sortOrder` give.
 async fn sorted(app: &TestApp, sort_by: &str, order: &str) -> Vec<String> {
-    let body: Value = app
-        .request(Method::GET, "/scim/v2/Users")
-        .query(&[("sortBy", sort_by), ("sortOrder", order)])
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let body: Value = json_body(
+        app.request(Method::GET, "/scim/v2/Users")
+            .query(&[("sortBy", sort_by), ("sortOrder", order)]),
+    )
+    .await;
+    user_names(&body)
+}
+
+/// The userNames of a list answer's `Resources`, in its order.
+fn user_names(body: &Value) -> Vec<String> {
     body["Resources"]
         .as_array()
         .expect("Resources")
@@ -72,12 +73,7 @@ async fn filtered(app: &TestApp, filter: &str) -> Vec<String> {
         .expect("request");
     assert_eq!(response.status(), 200, "filter {filter}");
     let body: Value = response.json().await.expect("json");
-    let names: Vec<String> = body["Resources"]
-        .as_array()
-        .expect("Resources")
-        .iter()
-        .map(|u| u["userName"].as_str().expect("userName").to_string())
-        .collect();
+    let names = user_names(&body);
     assert_eq!(body["totalResults"], json!(names.len()), "totalResults for {filter}");
     names
 }
@@ -212,18 +208,11 @@ async fn group_filters_reach_display_name_and_members() {
     assert_eq!(get(r#"displayName eq "tour guides""#.into()).await, ["Tour Guides"]);
     assert_eq!(get(format!(r#"members.value eq "{bj}""#)).await, ["Tour Guides"]);
     assert_eq!(get(format!(r#"members[value eq "{js}"]"#)).await, ["Interns"]);
-    let listed: Value = app
-        .request(Method::GET, "/scim/v2/Groups")
-        .query(&[
-            ("filter", r#"displayName eq "Tour Guides""#),
-            ("excludedAttributes", "members"),
-        ])
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let listed: Value = json_body(app.request(Method::GET, "/scim/v2/Groups").query(&[
+        ("filter", r#"displayName eq "Tour Guides""#),
+        ("excludedAttributes", "members"),
+    ]))
+    .await;
     assert!(listed["Resources"][0].get("members").is_none());
     // A user's groups are filterable too.
     let gid = guides["id"].as_str().expect("id");
@@ -328,20 +317,13 @@ async fn pages_of_a_sorted_filtered_list_neither_overlap_nor_skip() {
     let mut seen = Vec::new();
     let mut start = 1;
     loop {
-        let body: Value = app
-            .request(Method::GET, "/scim/v2/Users")
-            .query(&[
-                ("filter", "title pr"),
-                ("sortBy", "title"),
-                ("startIndex", &start.to_string()),
-                ("count", "5"),
-            ])
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json");
+        let body: Value = json_body(app.request(Method::GET, "/scim/v2/Users").query(&[
+            ("filter", "title pr"),
+            ("sortBy", "title"),
+            ("startIndex", &start.to_string()),
+            ("count", "5"),
+        ]))
+        .await;
         assert_eq!(body["totalResults"], 23);
         let page = body["Resources"].as_array().expect("array").clone();
         if page.is_empty() {
@@ -700,20 +682,13 @@ async fn cursor_paging_follows_sort_and_filter_to_the_last_page() {
         }
         create(&app, user).await;
     }
-    let all: Value = app
-        .request(Method::GET, "/scim/v2/Users")
-        .query(&[
-            ("sortBy", "title"),
-            ("sortOrder", "descending"),
-            ("filter", "userName sw \"p\""),
-            ("count", "100"),
-        ])
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let all: Value = json_body(app.request(Method::GET, "/scim/v2/Users").query(&[
+        ("sortBy", "title"),
+        ("sortOrder", "descending"),
+        ("filter", "userName sw \"p\""),
+        ("count", "100"),
+    ]))
+    .await;
     let expected = names_of(&all);
     assert_eq!(expected.last().map(String::as_str), Some("p4"), "no title sorts last");
     let mut walked = Vec::new();
@@ -1042,14 +1017,7 @@ async fn an_unfiltered_total_follows_creates_deletes_bulk_and_refusals_per_tenan
     let total = |path: &'static str, key: String| {
         let app = &app;
         async move {
-            let list: Value = app
-                .request_with(&key, Method::GET, path)
-                .send()
-                .await
-                .expect("request")
-                .json()
-                .await
-                .expect("json");
+            let list: Value = json_body(app.request_with(&key, Method::GET, path)).await;
             list["totalResults"].as_u64().expect("totalResults")
         }
     };
